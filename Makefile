@@ -1,0 +1,52 @@
+# WebEncode — the two commands of the README are `make up` (run the platform
+# locally) and `make test` (run every test). Everything else is a helper.
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+
+.PHONY: all build deps asan up down status test test-fast test-asan bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja: CMakeLists.txt
+	@scripts/deps.sh
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD) -j $(JOBS)
+
+$(ASAN_BUILD)/build.ninja: CMakeLists.txt
+	@scripts/deps.sh
+	CC=clang cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWE_SANITIZE=ON \
+	  -DWE_BIN_DIR=$(CURDIR)/$(ASAN_BUILD)/bin >/dev/null
+
+asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD) -j $(JOBS)
+
+# The minimal deployment on this machine: PostgreSQL, NATS, kernel, one worker.
+up: build
+	scripts/stack up
+
+down:
+	scripts/stack down
+
+status:
+	scripts/stack status
+
+# All tests, in the normal build and again under ASan + UBSan.
+test: build asan
+	cd $(BUILD) && ctest --output-on-failure -j 2
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j 2
+
+bench: build
+	bench/http.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) bin

@@ -1,0 +1,33 @@
+/*
+ * Kernel configuration from the environment / .env, with the runbook's names
+ * and defaults. Runs once on the main thread before anything else.
+ */
+#include "kernel.h"
+#include "we_config.h"
+
+int kn_config_load(kn_config *cfg, we_err *err)
+{
+    static const char *const nats_schemes[] = { "nats", "tls", NULL };
+    static const char *const pg_schemes[] = { "postgres", "postgresql", NULL };
+    int rc = 0;
+    cfg->plugin_dir = we_cfg_str("PLUGIN_DIR", "./plugins");
+    cfg->bind_addr = we_cfg_str("BIND_ADDR", "0.0.0.0");
+    if (!rc)
+        rc = we_cfg_url("NATS_URL", "nats://localhost:4222", nats_schemes, &cfg->nats_url, err);
+    if (!rc)
+        rc = we_cfg_url("DATABASE_URL", "postgres://postgres@localhost:5432/webencode",
+                        pg_schemes, &cfg->database_url, err);
+    if (!rc)
+        rc = we_cfg_int("PORT", 8080, 1, 65535, &cfg->port, err);
+    if (!rc)
+        rc = we_cfg_int("HTTP_THREADS", 4, 1, 256, &cfg->http_threads, err);
+    if (!rc)
+        rc = we_cfg_int("DB_POOL_SIZE", 8, 1, 1000, &cfg->db_pool_size, err);
+    if (!rc)
+        rc = we_cfg_int("MAX_BODY_BYTES", 1 << 20, 1024, 1L << 30, &cfg->max_body_bytes, err);
+    if (!rc)
+        rc = we_cfg_int("STREAM_REPLICAS", 1, 1, 5, &cfg->stream_replicas, err);
+    if (!rc)
+        rc = we_cfg_log_level(&cfg->log_level, err);
+    return rc;
+}

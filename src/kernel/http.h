@@ -1,0 +1,81 @@
+/*
+ * The kernel's HTTP layer over libmicrohttpd: request state, routing by a
+ * table of (method, pattern, handler), JSON responses and the error envelope
+ * of DESIGN §8:
+ *   {"error":{"code":"WE-SYS-002","message":…,"details":…,"request_id":…,"timestamp":…}}
+ */
+#ifndef KN_HTTP_H
+#define KN_HTTP_H
+
+#include "kernel.h"
+#include "we_buf.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#define KN_MAX_PARAMS 4
+
+typedef struct kn_req {
+    kn_ctx *kn;
+    struct MHD_Connection *conn;
+    const char *method; /* owned by MHD, valid for the request */
+    const char *url;    /* owned by MHD, path without the query string */
+    char request_id[40];
+    int64_t start_us;
+    we_buf body;
+    bool too_large;
+    int status; /* the status sent, for the access log */
+    int nparams;
+    char *params[KN_MAX_PARAMS]; /* {name} captures, heap copies */
+} kn_req;
+
+typedef enum MHD_Result (*kn_handler)(kn_req *r);
+
+typedef struct kn_route {
+    const char *method;
+    const char *pattern; /* "/v1/workers/{id}": {x} matches one non-empty segment */
+    kn_handler fn;
+} kn_route;
+
+/* The route table (routes.c), ending with a zeroed entry. */
+extern const kn_route kn_routes[];
+
+typedef struct kn_http kn_http;
+
+/* Starts serving on cfg bind_addr:port. */
+int kn_http_start(kn_ctx *kn, kn_http **out, we_err *err);
+/* Stops accepting, waits up to grace_ms for requests in flight, stops. */
+void kn_http_stop(kn_http *h, int grace_ms);
+
+/* Replies: each queues the response and returns MHD's result. */
+enum MHD_Result kn_reply_json(kn_req *r, unsigned status, json_t *body); /* steals body */
+enum MHD_Result kn_reply_text(kn_req *r, unsigned status, const char *content_type,
+                              const char *body, size_t len);
+/* details may be NULL; stolen otherwise. */
+enum MHD_Result kn_reply_error(kn_req *r, unsigned status, const char *code, const char *message,
+                               json_t *details);
+/* 500 with WE-SYS-001; logs the cause (never sent to the client). */
+enum MHD_Result kn_reply_internal(kn_req *r, const char *cause);
+/* 503 with WE-SYS-006 when the database is unreachable. */
+enum MHD_Result kn_reply_db_unavailable(kn_req *r, const char *cause);
+
+/* A query-string argument, or NULL. */
+const char *kn_query(kn_req *r, const char *name);
+/* The value of {name}-th capture (0-based). */
+const char *kn_param(kn_req *r, int i);
+
+/* Pure routing, exposed for unit tests: finds the route for method+path.
+ * Returns the route, or NULL with *method_mismatch set when the path exists
+ * under another method (then allow[] lists the methods, comma-separated). */
+const kn_route *kn_route_match(const kn_route *table, const char *method, const char *path,
+                               char **params, int *nparams, bool *method_mismatch, char *allow,
+                               size_t allow_len);
+
+/* Requests answered by this process with status class klass (1..5). */
+uint64_t kn_http_requests(int klass);
+
+/* Builds the error envelope (exposed for unit tests). */
+json_t *kn_error_body(const char *code, const char *message, json_t *details,
+                      const char *request_id);
+
+#endif

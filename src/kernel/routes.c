@@ -1,0 +1,14 @@
+/*
+ * The route table: every HTTP route of the kernel in one place, matched in
+ * order by http.c. docs/openapi.yaml describes exactly these.
+ */
+#include "api.h"
+
+const kn_route kn_routes[] = {
+    { "GET", "/v1/health", kn_api_health },
+    { "GET", "/v1/system/health", kn_api_system_health },
+    { "GET", "/v1/workers", kn_api_workers_list },
+    { "GET", "/v1/workers/{id}", kn_api_workers_get },
+    { "GET", "/metrics", kn_api_metrics },
+    { NULL, NULL, NULL },
+};

@@ -5,7 +5,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps asan up down status test test-fast test-asan bench clean
+.PHONY: all build deps asan up down status test test-fast bench clean install-migrate
 
 all: build
 
@@ -47,6 +47,10 @@ test-fast: build
 
 bench: build
 	bench/http.sh
+
+# The runbook calls `migrate …`: put bin/migrate on PATH under that name.
+install-migrate: build
+	install -m 755 bin/migrate $(or $(PREFIX),/usr/local)/bin/migrate
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) bin

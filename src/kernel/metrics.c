@@ -20,7 +20,7 @@ static const char *const metrics_sql =
     "    - 3 * heartbeat_interval_ms * interval '1 millisecond'),"
     " (SELECT count(*) FROM tasks WHERE status = 'running'),"
     " (SELECT count(*) FROM streams WHERE is_live),"
-    " (SELECT coalesce(sum(occurrences), 0) FROM error_events),"
+    " (SELECT coalesce(sum(count), 0) FROM error_events),"
     " (SELECT json_object_agg(s, n)::text FROM (SELECT s::text, count(j.id) AS n"
     "    FROM unnest(enum_range(NULL::job_status)) s LEFT JOIN jobs j ON j.status = s"
     "    GROUP BY s) x),"

@@ -13,7 +13,7 @@ PACKAGES=(
   # services and tools used at run time and by tests
   postgresql nats-server ffmpeg curl ca-certificates procps jq
   # tests and benchmarks
-  libcmocka-dev valgrind wrk
+  libcmocka-dev valgrind wrk python3 python3-yaml python3-jsonschema
 )
 
 missing=()

@@ -22,11 +22,15 @@ svc_port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# svc_free_port: prints a port that is free now (random in 20000-59999).
+# svc_free_port: prints a port that is free now, chosen below the kernel's
+# ephemeral range (ip_local_port_range) so no outgoing connection takes it
+# between this check and the bind.
 svc_free_port() {
-  local p i
+  local p i lo=32768
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$lo" -gt 12000 ] || lo=32768
   for i in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (lo - 10000)))
     svc_port_free "$p" && { echo "$p"; return 0; }
   done
   echo "no free port found" >&2

@@ -19,14 +19,14 @@ static int query_json(kn_req *r, const char *sql, int n, const char *const *p, j
     we_err err;
     PGconn *c = we_pg_acquire(r->kn->db, 2000, &err);
     if (!c) {
-        *replied = kn_reply_db_unavailable(r, err.msg);
+        *replied = kn_reply_db_error(r, WE_EUNAVAIL, err.msg);
         return -1;
     }
     PGresult *res = NULL;
     int rc = we_pg_exec(c, sql, n, p, &res, &err);
     we_pg_release(r->kn->db, c);
     if (rc != 0) {
-        *replied = kn_reply_internal(r, err.msg);
+        *replied = kn_reply_db_error(r, rc, err.msg);
         return -1;
     }
     *out = NULL;

@@ -163,8 +163,10 @@ enum MHD_Result kn_reply_internal(kn_req *r, const char *cause)
                                                 "request_id", NULL);
 }
 
-enum MHD_Result kn_reply_db_unavailable(kn_req *r, const char *cause)
+enum MHD_Result kn_reply_db_error(kn_req *r, int rc, const char *cause)
 {
+    if (rc != WE_EUNAVAIL && rc != WE_ETIMEOUT)
+        return kn_reply_internal(r, cause);
     we_error("database unavailable", WE_ERR(cause), WE_S("request_id", r->request_id));
     return kn_reply_error(r, 503, "WE-SYS-006", "the database is unavailable; retry later", NULL);
 }

@@ -56,8 +56,9 @@ enum MHD_Result kn_reply_error(kn_req *r, unsigned status, const char *code, con
                                json_t *details);
 /* 500 with WE-SYS-001; logs the cause (never sent to the client). */
 enum MHD_Result kn_reply_internal(kn_req *r, const char *cause);
-/* 503 with WE-SYS-006 when the database is unreachable. */
-enum MHD_Result kn_reply_db_unavailable(kn_req *r, const char *cause);
+/* For a failed database call with code rc: 503 WE-SYS-006 when the database
+ * is unreachable (WE_EUNAVAIL, WE_ETIMEOUT), else 500. Logs the cause. */
+enum MHD_Result kn_reply_db_error(kn_req *r, int rc, const char *cause);
 
 /* A query-string argument, or NULL. */
 const char *kn_query(kn_req *r, const char *name);

@@ -18,6 +18,7 @@ enum {
     WE_ESTATE = -5,   /* operation not allowed in the current state */
     WE_ETIMEOUT = -6,
     WE_EEXIST = -7,
+    WE_EUNAVAIL = -8, /* a dependency is unreachable right now (retry later) */
 };
 
 typedef struct we_err {

@@ -5,9 +5,11 @@
  * recovers after PostgreSQL comes back without a restart of its own.
  */
 #include "we_pg.h"
+#include "we_log.h"
 #include "we_util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,16 @@ void we_pg_pool_free(we_pg_pool *p)
     free(p);
 }
 
+/* libpq prints notices (and the server's goodbye on shutdown) to stderr by
+ * default; route them through the JSON logger instead. */
+static void on_notice(void *arg, const char *message)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", message);
+    msg[strcspn(msg, "\n")] = '\0';
+    we_debug("PostgreSQL notice", WE_S("detail", msg));
+}
+
 PGconn *we_pg_connect(const char *url, const char *app_name, we_err *err)
 {
     const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
@@ -70,10 +82,11 @@ PGconn *we_pg_connect(const char *url, const char *app_name, we_err *err)
         char msg[400];
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
         msg[strcspn(msg, "\n")] = '\0';
-        we_err_set(err, WE_EIO, "PostgreSQL connection failed: %s", msg);
+        we_err_set(err, WE_EUNAVAIL, "PostgreSQL connection failed: %s", msg);
         PQfinish(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c, on_notice, NULL);
     return c;
 }
 
@@ -116,6 +129,19 @@ static void give_slot(we_pg_pool *p, int i, PGconn *c)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* An idle connection has nothing to read; if its socket is readable the
+ * server closed it (restart, idle timeout) or sent an error, and
+ * PQconsumeInput turns that into CONNECTION_BAD. One poll(2), no round trip. */
+static bool conn_alive(PGconn *c)
+{
+    if (PQstatus(c) != CONNECTION_OK)
+        return false;
+    struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+    if (poll(&pfd, 1, 0) > 0 && (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK))
+        return false;
+    return true;
+}
+
 PGconn *we_pg_acquire(we_pg_pool *p, int timeout_ms, we_err *err)
 {
     int i = take_slot(p, timeout_ms);
@@ -126,7 +152,7 @@ PGconn *we_pg_acquire(we_pg_pool *p, int timeout_ms, we_err *err)
     pthread_mutex_lock(&p->mu);
     PGconn *c = p->conns[i];
     pthread_mutex_unlock(&p->mu);
-    if (c && PQstatus(c) != CONNECTION_OK) {
+    if (c && !conn_alive(c)) {
         PQfinish(c);
         c = NULL;
     }
@@ -162,9 +188,13 @@ void we_pg_release(we_pg_pool *p, PGconn *c)
     give_slot(p, slot, c);
 }
 
-static int classify(const PGresult *r)
+static int classify(PGconn *c, const PGresult *r)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    /* connection lost, or the server is shutting down / starting up */
+    if (PQstatus(c) != CONNECTION_OK || (state && (strncmp(state, "08", 2) == 0 ||
+                                                   strncmp(state, "57P", 3) == 0)))
+        return WE_EUNAVAIL;
     if (!state)
         return WE_EIO;
     if (strcmp(state, "23505") == 0)
@@ -189,7 +219,7 @@ int we_pg_exec(PGconn *c, const char *sql, int nparams, const char *const *param
     char msg[400];
     snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
     msg[strcspn(msg, "\n")] = '\0';
-    int rc = classify(r);
+    int rc = classify(c, r);
     PQclear(r);
     return we_err_set(err, rc, "database: %s", msg[0] ? msg : "query failed");
 }

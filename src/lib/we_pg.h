@@ -28,9 +28,10 @@ void we_pg_release(we_pg_pool *p, PGconn *c);
 PGconn *we_pg_connect(const char *url, const char *app_name, we_err *err);
 
 /* Runs sql with text parameters; *out gets the result (PQclear it) when the
- * command succeeded. On failure returns WE_EIO (WE_EEXIST for a unique
- * violation, WE_EINVAL for other integrity/data errors) with the server's
- * message in err. out may be NULL. */
+ * command succeeded. On failure returns WE_EUNAVAIL when the connection or
+ * server is gone, WE_EEXIST for a unique violation, WE_EINVAL for other
+ * integrity/data errors, else WE_EIO, with the server's message in err.
+ * out may be NULL. */
 int we_pg_exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **out,
                we_err *err);
 

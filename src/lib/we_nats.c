@@ -26,6 +26,8 @@ void we_url_redact(const char *url, char *buf, size_t n)
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
+    if (natsConnection_IsClosed(nc))
+        return; /* our own close at shutdown, not an outage */
     we_warn("NATS disconnected; reconnecting", WE_S("name", (const char *)closure));
 }
 

@@ -1,0 +1,33 @@
+/*
+ * The worker's configuration, read once from the environment (and .env) at
+ * start on the main thread; immutable afterwards, so any thread may read it.
+ */
+#ifndef WK_CONFIG_H
+#define WK_CONFIG_H
+
+#include "we_err.h"
+
+#include <stdbool.h>
+
+#define WK_ID_MAX 64
+
+typedef struct wk_config {
+    const char *nats_url;   /* NATS_URL, default nats://localhost:4222 */
+    char id[WK_ID_MAX + 1]; /* WORKER_ID, default the host name */
+    char hostname[256];
+    int slots;              /* WORKER_SLOTS, 1..64 */
+    int heartbeat_ms;       /* WORKER_HEARTBEAT_MS, 100..60000 */
+    const char *ffmpeg;     /* FFMPEG_PATH, default "ffmpeg" */
+    const char *plugin_dir; /* PLUGIN_DIR, default ./plugins */
+    int log_level;          /* LOG_LEVEL as a we_log_level */
+} wk_config;
+
+/* Whether id can be a worker id: 1 to 64 of [A-Za-z0-9_-], so that it is one
+ * NATS subject token. */
+bool wk_id_valid(const char *id);
+
+/* Fills c from the environment. Strings point into the environment, which is
+ * not modified after start. The error names the variable. */
+int wk_config_load(wk_config *c, we_err *err);
+
+#endif

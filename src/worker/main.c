@@ -1,0 +1,146 @@
+/*
+ * bin/worker: registers with the kernel over NATS and keeps it informed.
+ *
+ * Start-up, all on the main thread: configuration (environment and .env),
+ * capability detection (FFmpeg encoders and working GPUs), connection with
+ * retry, a subscription to workers.control.<id>, then a heartbeat on
+ * workers.heartbeat.<id> right away and every WORKER_HEARTBEAT_MS. On SIGTERM
+ * or SIGINT one last heartbeat says "offline" so the kernel deregisters the
+ * worker at once, and everything is closed and freed.
+ *
+ * Threads: the main thread owns wk_worker; libnats threads run the control
+ * handlers, which read only its immutable parts and atomics (worker.h).
+ */
+#include "control.h"
+#include "heartbeat.h"
+#include "we_config.h"
+#include "we_log.h"
+#include "we_util.h"
+#include "worker.h"
+
+#include <stdlib.h>
+
+static int load_config(wk_config *cfg)
+{
+    we_err err;
+    if (we_env_load_default(&err) != 0 || wk_config_load(cfg, &err) != 0) {
+        we_fatal("invalid configuration", WE_ERR(err.msg));
+        return 2;
+    }
+    we_log_init("worker", (we_log_level)cfg->log_level);
+    return 0;
+}
+
+static void log_start(const wk_config *cfg)
+{
+    char url[512];
+    we_url_redact(cfg->nats_url, url, sizeof url);
+    we_info("worker starting", WE_S("worker_id", cfg->id), WE_S("version", WE_VERSION),
+            WE_S("nats_url", url), WE_I("slots", cfg->slots),
+            WE_I("heartbeat_ms", cfg->heartbeat_ms), WE_S("ffmpeg", cfg->ffmpeg),
+            WE_S("plugin_dir", cfg->plugin_dir));
+}
+
+static void log_caps(const wk_caps *caps)
+{
+    json_t *a = wk_strlist_to_json(&caps->capabilities);
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    for (size_t i = 0; i < caps->rejected.n; i++)
+        we_warn("hardware encoder not usable", WE_ERR(caps->rejected.v[i]));
+    we_info("capabilities detected", WE_RAW("capabilities", text ? text : "[]"),
+            WE_I("encoders", caps->encoders.n), WE_S("ffmpeg_version", caps->ffmpeg_version));
+    free(text);
+    json_decref(a);
+}
+
+/* Fills w->caps; a missing FFmpeg leaves "cpu" only. WE_ESTATE when stopped. */
+static int detect_caps(wk_worker *w)
+{
+    we_err err;
+    wk_caps_opts o = { .ffmpeg = w->cfg.ffmpeg,
+                       .test = wk_ffmpeg_encode_test,
+                       .test_ctx = (void *)w->cfg.ffmpeg };
+    int rc = wk_caps_probe(&o, &w->caps, &err);
+    if (rc == WE_ESTATE)
+        return rc;
+    if (rc != 0)
+        we_warn("FFmpeg not usable; advertising cpu only", WE_ERR(err.msg),
+                WE_S("ffmpeg", w->cfg.ffmpeg));
+    log_caps(&w->caps);
+    return 0;
+}
+
+/* One heartbeat; logs only when publishing starts or stops failing. */
+static void beat(wk_worker *w, bool *failing)
+{
+    we_err err;
+    int rc = wk_worker_publish(w, NULL, "online", &err);
+    if (rc != 0 && !*failing)
+        we_warn("heartbeat not sent", WE_ERR(err.msg), WE_S("worker_id", w->cfg.id));
+    else if (rc == 0 && *failing)
+        we_info("heartbeat sent again", WE_S("worker_id", w->cfg.id));
+    *failing = rc != 0;
+}
+
+static void heartbeat_loop(wk_worker *w)
+{
+    bool failing = false;
+    int64_t next = we_now_mono_ms();
+    while (!we_stopping()) {
+        beat(w, &failing);
+        next += w->cfg.heartbeat_ms;
+        int64_t now = we_now_mono_ms();
+        if (next < now) /* after a stall, keep the rhythm instead of bursting */
+            next = now;
+        we_sleep_ms_or_stop(next - now);
+    }
+}
+
+/* Says "offline" and flushes it, so the kernel deregisters us at once. */
+static void say_goodbye(wk_worker *w)
+{
+    we_err err;
+    if (wk_worker_publish(w, NULL, "offline", &err) != 0)
+        we_warn("offline heartbeat not sent", WE_ERR(err.msg), WE_S("worker_id", w->cfg.id));
+    else if (we_nats_is_connected(&w->nats))
+        natsConnection_FlushTimeout(w->nats.nc, 1000);
+}
+
+/* Connected: subscribe, beat until stopped, say goodbye. Exit code. */
+static int serve(wk_worker *w)
+{
+    we_err err;
+    if (wk_control_subscribe(w, &err) != 0) {
+        we_error("worker cannot start", WE_ERR(err.msg), WE_S("worker_id", w->cfg.id));
+        return 1;
+    }
+    we_info("worker online", WE_S("worker_id", w->cfg.id), WE_I("slots", w->cfg.slots));
+    heartbeat_loop(w);
+    say_goodbye(w);
+    return 0;
+}
+
+int main(void)
+{
+    wk_worker w = { 0 };
+    int code = 0;
+    atomic_init(&w.running, 0);
+    atomic_init(&w.draining, false);
+    wk_caps_init(&w.caps);
+    we_log_init("worker", WE_LOG_INFO);
+    if (load_config(&w.cfg) != 0)
+        return 2;
+    we_signals_install();
+    log_start(&w.cfg);
+    w.cpu_count = wk_cpu_count();
+    w.mem_total_mb = wk_mem_total_mb();
+    if (detect_caps(&w) == 0 && !we_stopping() &&
+        we_nats_connect_retry(w.cfg.nats_url, "worker", false, &w.nats) == 0)
+        code = serve(&w);
+    we_nats_close(&w.nats);
+    natsSubscription_Destroy(w.control);
+    nats_CloseAndWait(1000); /* joins the library's threads: no callback runs after this */
+    wk_caps_fini(&w.caps);
+    we_info("worker stopped", WE_S("worker_id", w.cfg.id), WE_I("exit_code", code));
+    return code;
+}

@@ -136,7 +136,7 @@ enum MHD_Result kn_reply_text(kn_req *r, unsigned status, const char *content_ty
 
 enum MHD_Result kn_reply_json(kn_req *r, unsigned status, json_t *body)
 {
-    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(body);
     if (!s)
         return MHD_NO;

@@ -13,18 +13,16 @@ deps:
 	@scripts/deps.sh
 
 $(BUILD)/build.ninja: CMakeLists.txt
-	@scripts/deps.sh
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
-build: $(BUILD)/build.ninja
+build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j $(JOBS)
 
 $(ASAN_BUILD)/build.ninja: CMakeLists.txt
-	@scripts/deps.sh
 	CC=clang cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWE_SANITIZE=ON \
 	  -DWE_BIN_DIR=$(CURDIR)/$(ASAN_BUILD)/bin >/dev/null
 
-asan: $(ASAN_BUILD)/build.ninja
+asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD) -j $(JOBS)
 
 # The minimal deployment on this machine: PostgreSQL, NATS, kernel, one worker.

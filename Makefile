@@ -20,7 +20,7 @@ build: deps $(BUILD)/build.ninja
 
 $(ASAN_BUILD)/build.ninja: CMakeLists.txt
 	CC=clang cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWE_SANITIZE=ON \
-	  -DWE_BIN_DIR=$(CURDIR)/$(ASAN_BUILD)/bin >/dev/null
+	  -DWE_BIN_DIR=$(CURDIR)/$(ASAN_BUILD)/bin -DWE_PLUGIN_OUT_DIR=$(CURDIR)/$(ASAN_BUILD)/plugins >/dev/null
 
 asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD) -j $(JOBS)

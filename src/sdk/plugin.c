@@ -472,10 +472,28 @@ static int on_request(json_t *id, const char *method, json_t *params, json_t *me
     return GO_ON;
 }
 
+/* True when a string anywhere in j holds a NUL (\u0000): C code reading it
+ * with json_string_value would see a shorter string than was sent. */
+static bool has_nul(json_t *j)
+{
+    const char *k;
+    size_t i;
+    json_t *v;
+    if (json_is_string(j))
+        return strlen(json_string_value(j)) != json_string_length(j);
+    if (json_is_object(j)) {
+        json_object_foreach(j, k, v) if (has_nul(v)) return true;
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) if (has_nul(v)) return true;
+    }
+    return false;
+}
+
 static int on_message(const char *line, size_t len)
 {
     json_error_t je;
-    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    /* NULs are parsed so the request can be answered by id, then refused */
+    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!json_is_object(msg)) {
         json_decref(msg);
         send_error(NULL, WE_RPC_PARSE_ERROR, "parse error: not a JSON object", NULL);
@@ -488,6 +506,8 @@ static int on_message(const char *line, size_t len)
     if (method && !id) { /* notification */
         if (strcmp(method, "$/cancel") == 0)
             cancel_id(json_object_get(params, "id"));
+    } else if (method && json_is_integer(id) && has_nul(msg)) {
+        send_error(id, WE_RPC_INVALID_PARAMS, "strings must not contain NUL (\\u0000)", NULL);
     } else if (method && json_is_integer(id)) {
         rc = on_request(id, method, params, json_object_get(msg, "meta"));
     } else if (method) {

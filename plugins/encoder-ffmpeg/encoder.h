@@ -1,0 +1,179 @@
+/*
+ * encoder-ffmpeg: the plugin's internal interfaces (not part of the SDK).
+ *
+ * The pure parts — capability text parsers (caps.c), the -progress parser
+ * (progress.c), the stderr tail and exit classifier (classify.c), argument
+ * validation and argv building (args.c) — depend only on libc and jansson,
+ * so tests/unit/test_encoder_ffmpeg.c includes their .c files directly.
+ * The rest (spawn.c, probe.c, transcode.c, capabilities.c, main.c) talks to
+ * processes, libavformat and the SDK.
+ */
+#ifndef ENCODER_FFMPEG_H
+#define ENCODER_FFMPEG_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The build links no libm: these stand in for fmin/fmax. */
+static inline double enc_min(double a, double b)
+{
+    return a < b ? a : b;
+}
+
+static inline double enc_max(double a, double b)
+{
+    return a > b ? a : b;
+}
+
+/* ---- plugin state (main.c) ---------------------------------------------- */
+
+typedef struct enc_state {
+    char *ffmpeg;      /* as configured ("ffmpeg" or a path) */
+    char *ffmpeg_path; /* resolved absolute path, NULL when not found */
+    char *work_dir;    /* ffmpeg's cwd; relative paths resolve against it */
+    int kill_grace_ms; /* SIGTERM → SIGKILL delay on cancel, 0..1000 */
+    pthread_mutex_t caps_mu;
+    json_t *caps; /* encoder.capabilities result, cached; NULL until first call */
+} enc_state;
+
+/* ---- capability text (caps.c) ------------------------------------------- */
+
+/* Appends to names (a JSON array) every encoder name of `ffmpeg -encoders`
+ * output, in order. Lines before the " ------" separator are ignored. */
+void enc_encoders_parse(const char *text, json_t *names);
+/* Appends every method of `ffmpeg -hwaccels` output. */
+void enc_hwaccels_parse(const char *text, json_t *names);
+/* The version word of `ffmpeg -version` ("5.1.9-0+deb12u1") into buf; 0, or
+ * -1 when the text does not start with "ffmpeg version ". */
+int enc_version_parse(const char *text, char *buf, size_t n);
+
+/* ---- -progress key=value blocks (progress.c) ------------------------------ */
+
+typedef struct enc_progress_snap {
+    int64_t frame;     /* -1 until known */
+    double fps;        /* -1 until known */
+    double speed;      /* -1 until known (ffmpeg says N/A early on) */
+    double out_time_s; /* -1 until known */
+    bool end;          /* this block said progress=end */
+} enc_progress_snap;
+
+typedef struct enc_progress {
+    char line[256]; /* the unfinished line across reads */
+    size_t len;
+    bool skipping;          /* the current line overflowed: drop it */
+    enc_progress_snap cur;  /* the block being read */
+    enc_progress_snap last; /* the last complete block */
+    int blocks;             /* complete blocks so far */
+    double duration_s;      /* expected output duration; <= 0 unknown */
+    double percent;         /* monotonic, capped at 99.9 */
+} enc_progress;
+
+void enc_progress_init(enc_progress *p, double duration_s);
+/* Feeds bytes read from the progress pipe; returns how many blocks this
+ * chunk completed (p->last holds the newest, p->percent its percent). */
+int enc_progress_feed(enc_progress *p, const char *data, size_t n);
+
+/* ---- stderr tail and exit classification (classify.c) --------------------- */
+
+#define ENC_TAIL_SIZE 4096
+
+typedef struct enc_tail {
+    char buf[ENC_TAIL_SIZE];
+    size_t start, len; /* ring: len bytes from start */
+    bool wrapped;      /* bytes were dropped: the first line is partial */
+} enc_tail;
+
+void enc_tail_init(enc_tail *t);
+void enc_tail_add(enc_tail *t, const char *data, size_t n);
+/* The kept text, NUL-terminated, without a partial first line: out must hold
+ * ENC_TAIL_SIZE + 1 bytes. */
+void enc_tail_text(const enc_tail *t, char *out);
+
+typedef struct enc_verdict {
+    const char *we_code; /* "WE-JOB-010" | "WE-JOB-011" | "WE-JOB-012" */
+    bool retryable;
+    char reason[640]; /* FFmpeg's words, for the error message */
+} enc_verdict;
+
+/* Classifies a failed ffmpeg run: status as from waitpid (not a zero exit,
+ * not a kill the plugin sent), the stderr tail and the input name (lines
+ * "<input>: …" are errors opening the input). */
+void enc_classify(int status, const char *tail, const char *input, enc_verdict *v);
+
+/* ---- arguments (args.c) ---------------------------------------------------- */
+
+typedef struct enc_job {
+    const char *ffmpeg; /* argv[0] */
+    const char *input;  /* after -i */
+    const char *output; /* last */
+    json_t *input_args; /* array of strings or NULL (borrowed) */
+    json_t *args;       /* array of strings or NULL (borrowed) */
+    bool overwrite;
+} enc_job;
+
+/* Checks that arr (a field named field) is NULL or an array of at most 4096
+ * strings without NUL bytes and without the options the plugin owns (-i,
+ * -progress, …). 0, or -1 with a message naming the element in err. */
+int enc_args_check(json_t *arr, const char *field, char *err, size_t n);
+/* 0 when path is usable as the output file; -1 and why in err. */
+int enc_output_check(const char *path, char *err, size_t n);
+/* 0 when url is usable as an input; -1 and why in err. */
+int enc_input_check(const char *url, char *err, size_t n);
+/* path made absolute against dir when it is a relative local path (a
+ * "file:" prefix dropped); URLs with another protocol unchanged. New string. */
+char *enc_resolve(const char *dir, const char *path);
+/* True for a URL read over the network (scheme:// other than file://). */
+bool enc_is_remote(const char *url);
+/* A NULL-terminated argv (new array; the strings are borrowed from j). */
+char **enc_argv_build(const enc_job *j);
+/* Parses an FFmpeg duration ("90", "1.5", "01:02:03.5", "500ms"); seconds,
+ * or -1 when it is not one. */
+double enc_parse_duration(const char *s);
+/* The value following the last `opt` in arr, or NULL. */
+const char *enc_args_value(json_t *arr, const char *opt);
+/* Expected output duration from -ss/-t/-to in the arguments and the input's
+ * duration (<= 0 unknown); <= 0 when it cannot be told. */
+double enc_expected_duration(json_t *input_args, json_t *args, double input_s);
+
+/* ---- processes (spawn.c) --------------------------------------------------- */
+
+typedef struct enc_child {
+    pid_t pid;
+    int out_fd;  /* read end of the child's stdout, or -1 */
+    int err_fd;  /* read end of the child's stderr, or -1 */
+    int prog_fd; /* read end of the child's fd 3, or -1 */
+} enc_child;
+
+/* Starts argv[0] (an absolute path) in its own process group with cwd dir,
+ * stdin from /dev/null, and pipes for stdout/stderr/fd 3 as asked (the
+ * others go to /dev/null). The child is killed if this thread exits.
+ * 0, or an errno value. */
+int enc_spawn(char *const argv[], const char *dir, bool want_out, bool want_err, bool want_fd3,
+              enc_child *c);
+/* Closes whatever pipe ends remain open. */
+void enc_child_close(enc_child *c);
+/* Runs argv to completion capturing stdout (up to cap bytes, NUL-terminated
+ * new string in *out); gives up after timeout_ms, killing the group.
+ * Returns the exit status (>= 0) or -1. */
+int enc_run_capture(char *const argv[], const char *dir, size_t cap, int timeout_ms, char **out);
+int64_t enc_mono_ms(void);
+
+/* ---- methods --------------------------------------------------------------- */
+
+struct we_plugin_call;
+int enc_method_capabilities(struct we_plugin_call *call, json_t *params, json_t **result);
+int enc_method_probe(struct we_plugin_call *call, json_t *params, json_t **result);
+int enc_method_transcode(struct we_plugin_call *call, json_t *params, json_t **result);
+/* Input duration in seconds by opening it with libavformat (no packet scan);
+ * -1 when unknown. Used for percent when the caller gave no duration. */
+double enc_probe_duration(struct we_plugin_call *call, const char *url);
+/* The last libav* error logged on this thread ("" if none since the last
+ * enc_av_clear()): FFmpeg's detail behind a bare AVERROR (main.c). */
+const char *enc_av_last(void);
+void enc_av_clear(void);
+
+#endif

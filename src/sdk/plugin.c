@@ -77,11 +77,20 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-/* Sends one message (stolen) as one line. */
+/* Sends one message (stolen) as one line. A message that cannot be encoded
+ * (a NaN in a result, say) becomes an internal error for the same id, so the
+ * host never waits for an answer that will not come. */
 static void send_msg(json_t *msg)
 {
     json_object_set_new(msg, "jsonrpc", json_string("2.0"));
     char *s = json_dumps(msg, JSON_COMPACT);
+    if (!s && json_object_get(msg, "id")) {
+        json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
+                              json_object_get(msg, "id"), "error", "code", WE_RPC_INTERNAL,
+                              "message", "the reply could not be encoded as JSON");
+        s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        json_decref(e);
+    }
     json_decref(msg);
     if (!s)
         return;
@@ -97,9 +106,26 @@ static void send_result(json_t *id, json_t *result)
     send_msg(json_pack("{s:O, s:o}", "id", id, "result", result ? result : json_object()));
 }
 
+/* message as a JSON string; bytes that are not valid UTF-8 become '?'. */
+static json_t *text(const char *message)
+{
+    json_t *j = json_string(message);
+    if (j)
+        return j;
+    char *copy = strdup(message);
+    if (!copy)
+        return json_string("?");
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
 static void send_error(json_t *id, int code, const char *message, json_t *data)
 {
-    json_t *err = json_pack("{s:i, s:s}", "code", code, "message", message);
+    json_t *err = json_pack("{s:i, s:o}", "code", code, "message", text(message));
     if (data)
         json_object_set_new(err, "data", data);
     send_msg(json_pack("{s:O, s:o}", "id", id ? id : json_null(), "error", err));

@@ -28,6 +28,9 @@ int kn_config_load(kn_config *cfg, we_err *err)
     if (!rc)
         rc = we_cfg_int("STREAM_REPLICAS", 1, 1, 5, &cfg->stream_replicas, err);
     if (!rc)
+        rc = we_cfg_int("PLUGIN_HEALTH_INTERVAL_MS", 10000, 100, 3600000, &cfg->plugin_health_ms,
+                        err);
+    if (!rc)
         rc = we_cfg_log_level(&cfg->log_level, err);
     return rc;
 }

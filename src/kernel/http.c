@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,6 +170,34 @@ enum MHD_Result kn_reply_db_error(kn_req *r, int rc, const char *cause)
         return kn_reply_internal(r, cause);
     we_error("database unavailable", WE_ERR(cause), WE_S("request_id", r->request_id));
     return kn_reply_error(r, 503, "WE-SYS-006", "the database is unavailable; retry later", NULL);
+}
+
+int kn_body_object(kn_req *r, json_t **out, enum MHD_Result *replied)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    if (ct && strncasecmp(ct, "application/json", 16) != 0) {
+        *replied = kn_reply_error(r, 415, "WE-SYS-008", "the body must be application/json", NULL);
+        return -1;
+    }
+    if (r->body.len == 0) {
+        *replied = kn_reply_error(r, 400, "WE-SYS-004", "a JSON object body is required", NULL);
+        return -1;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(j)) {
+        char msg[300];
+        if (j)
+            snprintf(msg, sizeof msg, "the body must be a JSON object");
+        else
+            snprintf(msg, sizeof msg, "malformed JSON at line %d, column %d: %s", je.line,
+                     je.column, je.text);
+        json_decref(j);
+        *replied = kn_reply_error(r, 400, "WE-SYS-004", msg, NULL);
+        return -1;
+    }
+    *out = j;
+    return 0;
 }
 
 const char *kn_query(kn_req *r, const char *name)

@@ -60,6 +60,12 @@ enum MHD_Result kn_reply_internal(kn_req *r, const char *cause);
  * is unreachable (WE_EUNAVAIL, WE_ETIMEOUT), else 500. Logs the cause. */
 enum MHD_Result kn_reply_db_error(kn_req *r, int rc, const char *cause);
 
+/* Parses the request body as a JSON object into *out (new reference).
+ * Returns 0, or -1 after queuing 415 (WE-SYS-008: not application/json) or
+ * 400 (WE-SYS-004: empty, malformed — with line and column — or not an
+ * object), with MHD's result in *replied. */
+int kn_body_object(kn_req *r, json_t **out, enum MHD_Result *replied);
+
 /* A query-string argument, or NULL. */
 const char *kn_query(kn_req *r, const char *name);
 /* The value of {name}-th capture (0-based). */

@@ -8,6 +8,7 @@
 #ifndef KN_KERNEL_H
 #define KN_KERNEL_H
 
+#include "we_host.h"
 #include "we_nats.h"
 #include "we_pg.h"
 
@@ -25,12 +26,14 @@ typedef struct kn_config {
     long db_pool_size;
     long max_body_bytes;
     long stream_replicas;
+    long plugin_health_ms;
     int log_level;
 } kn_config;
 
 typedef struct kn_ctx {
     kn_config cfg;
     we_pg_pool *db;
+    we_host *plugins;   /* auth, storage, live and publisher plugins */
     int64_t started_ms; /* epoch ms */
 
     pthread_mutex_t nats_mu;

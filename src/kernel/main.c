@@ -11,6 +11,7 @@
 #include "bus.h"
 #include "http.h"
 #include "kernel.h"
+#include "plugins.h"
 #include "we_config.h"
 #include "we_log.h"
 #include "we_util.h"
@@ -58,19 +59,27 @@ static int run(kn_ctx *kn)
     int rc = check_schema(kn);
     if (rc != 0)
         return rc > 0 ? 1 : 0;
-    if (kn_bus_start(kn, &bus, &err) != 0 || kn_http_start(kn, &http, &err) != 0) {
+    if (kn_plugins_start(kn, &err) != 0 || kn_bus_start(kn, &bus, &err) != 0 ||
+        kn_http_start(kn, &http, &err) != 0) {
         we_fatal("kernel failed to start", WE_ERR(err.msg));
         we_request_stop();
         kn_bus_stop(bus);
+        kn_plugins_stop(kn);
         return 1;
     }
     we_info("kernel started", WE_S("addr", kn->cfg.bind_addr), WE_I("port", kn->cfg.port),
             WE_S("version", WE_VERSION), WE_I("schema_version", WE_SCHEMA_VERSION));
-    while (!we_sleep_ms_or_stop(1000)) {
+    while (!we_sleep_ms_or_stop(200)) {
+        if (we_take_reload() && kn->plugins) {
+            we_info("SIGHUP: reloading every plugin");
+            if (we_host_reload(kn->plugins, NULL, &err) != 0)
+                we_warn("plugin reload incomplete", WE_ERR(err.msg));
+        }
     }
     we_info("kernel stopping: finishing requests in flight");
     kn_http_stop(http, 10000);
     kn_bus_stop(bus);
+    kn_plugins_stop(kn);
     we_info("kernel stopped");
     return 0;
 }

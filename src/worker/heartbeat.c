@@ -30,6 +30,8 @@ char *wk_heartbeat_json(const wk_hb *hb)
                   "draining", hb->draining, "state", hb->state, "interval_ms", hb->interval_ms,
                   "ts", ts, "cpu_count", hb->cpu_count, "load1", hb->load1, "mem_total_mb",
                   (json_int_t)hb->mem_total_mb, "ffmpeg_version", hb->ffmpeg_version);
+    if (o && hb->plugins)
+        json_object_set(o, "plugins", hb->plugins);
     if (o)
         text = json_dumps(o, JSON_COMPACT);
 done:

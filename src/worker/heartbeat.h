@@ -4,13 +4,15 @@
  * these fields:
  *   {"id","hostname","version","slots","running","capabilities","encoders",
  *    "draining","state","interval_ms","ts","cpu_count","load1",
- *    "mem_total_mb","ffmpeg_version"}
+ *    "mem_total_mb","ffmpeg_version"} and, when the worker hosts plugins,
+ *   "plugins" (kept by the kernel in the worker's metadata).
  */
 #ifndef WK_HEARTBEAT_H
 #define WK_HEARTBEAT_H
 
 #include "strlist.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,6 +32,7 @@ typedef struct wk_hb {
     double load1;
     int64_t mem_total_mb;
     const char *ffmpeg_version; /* NULL is sent as null */
+    json_t *plugins;            /* borrowed; [{id,type,version,state}] or NULL (omitted) */
 } wk_hb;
 
 /* The compact JSON text of hb; the caller free()s it. NULL when a string is

@@ -19,6 +19,7 @@
 #include "worker.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 static int load_config(wk_config *cfg)
 {
@@ -82,11 +83,40 @@ static void beat(wk_worker *w, bool *failing)
     *failing = rc != 0;
 }
 
+/* Starts the encoder and storage plugins of PLUGIN_DIR (none when it does
+ * not exist). A plugin that fails does not stop the worker. */
+static void start_plugins(wk_worker *w)
+{
+    struct stat st;
+    if (stat(w->cfg.plugin_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        we_warn("PLUGIN_DIR is not a directory; running without plugins",
+                WE_S("plugin_dir", w->cfg.plugin_dir));
+        return;
+    }
+    we_err err;
+    we_host_opts o = { .plugin_dir = w->cfg.plugin_dir,
+                       .host_name = "worker",
+                       .host_version = WE_VERSION,
+                       .types = WE_PT_BIT(WE_PT_ENCODER) | WE_PT_BIT(WE_PT_STORAGE) };
+    if (we_host_new(&o, &w->plugins, &err) != 0 || we_host_start(w->plugins, &err) != 0)
+        we_error("plugins not started", WE_ERR(err.msg), WE_S("plugin_dir", w->cfg.plugin_dir));
+}
+
+static void reload_plugins(wk_worker *w)
+{
+    we_err err;
+    we_info("SIGHUP: reloading every plugin");
+    if (w->plugins && we_host_reload(w->plugins, NULL, &err) != 0)
+        we_warn("plugin reload incomplete", WE_ERR(err.msg));
+}
+
 static void heartbeat_loop(wk_worker *w)
 {
     bool failing = false;
     int64_t next = we_now_mono_ms();
     while (!we_stopping()) {
+        if (we_take_reload())
+            reload_plugins(w);
         beat(w, &failing);
         next += w->cfg.heartbeat_ms;
         int64_t now = we_now_mono_ms();
@@ -134,12 +164,14 @@ int main(void)
     log_start(&w.cfg);
     w.cpu_count = wk_cpu_count();
     w.mem_total_mb = wk_mem_total_mb();
-    if (detect_caps(&w) == 0 && !we_stopping() &&
-        we_nats_connect_retry(w.cfg.nats_url, "worker", false, &w.nats) == 0)
+    if (detect_caps(&w) == 0 && !we_stopping())
+        start_plugins(&w);
+    if (!we_stopping() && we_nats_connect_retry(w.cfg.nats_url, "worker", false, &w.nats) == 0)
         code = serve(&w);
     we_nats_close(&w.nats);
     natsSubscription_Destroy(w.control);
     nats_CloseAndWait(1000); /* joins the library's threads: no callback runs after this */
+    we_host_free(w.plugins);
     wk_caps_fini(&w.caps);
     we_info("worker stopped", WE_S("worker_id", w.cfg.id), WE_I("exit_code", code));
     return code;

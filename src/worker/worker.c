@@ -12,8 +12,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* [{id, type, version, state}] of the hosted plugins, or NULL. */
+static json_t *plugin_summary(wk_worker *w)
+{
+    if (!w->plugins)
+        return NULL;
+    json_t *all = we_host_list(w->plugins), *out = json_array(), *p;
+    size_t i;
+    json_array_foreach(all, i, p)
+    {
+        json_array_append_new(out, json_pack("{s:O, s:O, s:O, s:O}", "id",
+                                             json_object_get(p, "id"), "type",
+                                             json_object_get(p, "type"), "version",
+                                             json_object_get(p, "version"), "state",
+                                             json_object_get(p, "state")));
+    }
+    json_decref(all);
+    return out;
+}
+
 char *wk_worker_heartbeat(wk_worker *w, const char *state)
 {
+    json_t *plugins = plugin_summary(w);
     wk_hb hb = {
         .id = w->cfg.id,
         .hostname = w->cfg.hostname,
@@ -30,8 +50,11 @@ char *wk_worker_heartbeat(wk_worker *w, const char *state)
         .load1 = wk_load1(NULL),
         .mem_total_mb = w->mem_total_mb,
         .ffmpeg_version = w->caps.ffmpeg_version,
+        .plugins = plugins,
     };
-    return wk_heartbeat_json(&hb);
+    char *text = wk_heartbeat_json(&hb);
+    json_decref(plugins);
+    return text;
 }
 
 int wk_worker_publish(wk_worker *w, const char *subject, const char *state, we_err *err)

@@ -10,6 +10,7 @@
 
 #include "caps.h"
 #include "config.h"
+#include "we_host.h"
 #include "we_nats.h"
 
 #include <stdatomic.h>
@@ -23,6 +24,7 @@ typedef struct wk_worker {
     atomic_bool draining;
     we_nats nats;
     natsSubscription *control; /* workers.control.<id> */
+    we_host *plugins;          /* encoder and storage plugins; NULL without PLUGIN_DIR */
 } wk_worker;
 
 /* The heartbeat JSON of w right now, with "state": state; free() it. NULL on

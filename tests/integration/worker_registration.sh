@@ -13,7 +13,8 @@ h_start_kernel
 h_wait_for 20 bash -c "curl -fsS $H_KERNEL_URL/v1/system/health" || h_fail "kernel not ready"
 
 export WORKER_HEARTBEAT_MS=400
-h_start_worker wk-1
+# wk-1 hosts the encoder plugin; its state travels in the heartbeat
+PLUGIN_DIR=${WE_PLUGINS:-$WE_SRC/plugins} h_start_worker wk-1
 worker_healthy() {
   curl -fsS "$H_KERNEL_URL/v1/workers/$1" | jq -e '.healthy == true and .status == "healthy"'
 }
@@ -32,6 +33,9 @@ h_eq 400 "$(h_jq '.items[0].heartbeat_interval_ms')" "interval recorded"
 [ "$(h_jq '.items[0].version')" != null ] || h_fail "version missing"
 h_req GET /v1/workers/wk-1
 h_eq 200 "$H_STATUS" "GET /v1/workers/{id}"
+h_eq healthy "$(h_jq '.metadata.plugins[] | select(.id == "encoder-ffmpeg") | .state')" \
+  "encoder plugin hosted by the worker"
+h_eq 0 "$(h_jq '[.metadata.plugins[] | select(.type == "auth")] | length')" "worker hosts no auth plugin"
 h_req GET /v1/workers/nobody
 h_eq 404 "$H_STATUS" "unknown worker"
 h_eq WE-WRK-001 "$(h_jq .error.code)" "unknown worker code"

@@ -18,5 +18,21 @@ enum MHD_Result kn_api_plugins_enable(kn_req *r);
 enum MHD_Result kn_api_plugins_disable(kn_req *r);
 enum MHD_Result kn_api_plugins_reload(kn_req *r);
 enum MHD_Result kn_api_plugins_register(kn_req *r);
+/* api_jobs.c */
+enum MHD_Result kn_api_jobs_create(kn_req *r);
+enum MHD_Result kn_api_jobs_list(kn_req *r);
+enum MHD_Result kn_api_jobs_get(kn_req *r);
+enum MHD_Result kn_api_jobs_delete(kn_req *r);
+enum MHD_Result kn_api_jobs_tasks(kn_req *r);
+enum MHD_Result kn_api_jobs_logs(kn_req *r);
+enum MHD_Result kn_api_jobs_outputs(kn_req *r);
+enum MHD_Result kn_api_jobs_cancel(kn_req *r);
+enum MHD_Result kn_api_jobs_retry(kn_req *r);
+/* api_profiles.c */
+enum MHD_Result kn_api_profiles_list(kn_req *r);
+enum MHD_Result kn_api_profiles_create(kn_req *r);
+enum MHD_Result kn_api_profiles_get(kn_req *r);
+enum MHD_Result kn_api_profiles_update(kn_req *r);
+enum MHD_Result kn_api_profiles_delete(kn_req *r);
 
 #endif

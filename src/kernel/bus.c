@@ -13,6 +13,7 @@
 #include "we_util.h"
 #include "workers.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,37 @@ static int ensure_one(jsCtx *js, const kn_stream_def *d, int replicas, we_err *e
     return 0;
 }
 
+/* The durable pull consumers of docs/pipeline.md: dispatch-<cap> shared by
+ * every worker with that capability, kernel-events shared by all kernels. */
+static const char *const dispatch_caps[] = { "cpu", "nvidia", "intel", "amd", "vaapi", NULL };
+
+static int ensure_consumer(jsCtx *js, const char *durable, const char *filter, int64_t ack_wait_s,
+                           int64_t max_deliver, int replicas, we_err *err)
+{
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable;
+    cc.FilterSubject = filter;
+    cc.AckPolicy = js_AckExplicit;
+    cc.DeliverPolicy = js_DeliverAll;
+    cc.AckWait = ack_wait_s * 1000000000LL;
+    cc.MaxDeliver = max_deliver;
+    cc.MaxAckPending = 10000;
+    cc.Replicas = replicas;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_AddConsumer(&ci, js, "WEBENCODE_WORK", &cc, NULL, &jerr);
+    if (s != NATS_OK && (jerr == JSConsumerNameExistErr || jerr == JSConsumerExistingActiveErr ||
+                         jerr == 10148 /* consumer already exists (2.9+) */))
+        s = js_UpdateConsumer(&ci, js, "WEBENCODE_WORK", &cc, NULL, &jerr);
+    jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK)
+        return we_err_set(err, WE_EIO, "consumer %s: %s (code %d)", durable,
+                          nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s),
+                          (int)jerr);
+    return 0;
+}
+
 int kn_streams_ensure(jsCtx *js, int replicas, we_err *err)
 {
     for (const kn_stream_def *d = kn_streams; d->name; d++) {
@@ -74,7 +106,15 @@ int kn_streams_ensure(jsCtx *js, int replicas, we_err *err)
         if (rc != 0)
             return rc;
     }
-    return 0;
+    char durable[64], filter[64];
+    for (const char *const *c = dispatch_caps; *c; c++) {
+        snprintf(durable, sizeof durable, "dispatch-%s", *c);
+        snprintf(filter, sizeof filter, "jobs.dispatch.%s", *c);
+        int rc = ensure_consumer(js, durable, filter, 60, 20, replicas, err);
+        if (rc != 0)
+            return rc;
+    }
+    return ensure_consumer(js, "kernel-events", "jobs.events.>", 30, -1, replicas, err);
 }
 
 we_nats *kn_nats_get(kn_ctx *kn)

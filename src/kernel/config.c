@@ -31,6 +31,16 @@ int kn_config_load(kn_config *cfg, we_err *err)
         rc = we_cfg_int("PLUGIN_HEALTH_INTERVAL_MS", 10000, 100, 3600000, &cfg->plugin_health_ms,
                         err);
     if (!rc)
+        rc = we_cfg_int("SEGMENT_TARGET_S", 45, 1, 3600, &cfg->segment_target_s, err);
+    if (!rc)
+        rc = we_cfg_int("SEGMENT_MIN_S", 10, 1, 3600, &cfg->segment_min_s, err);
+    if (!rc)
+        rc = we_cfg_int("SEGMENT_MAX_S", 120, 1, 3600, &cfg->segment_max_s, err);
+    if (!rc && !(cfg->segment_min_s <= cfg->segment_target_s &&
+                 cfg->segment_target_s <= cfg->segment_max_s))
+        rc = we_err_set(err, WE_EINVAL, "SEGMENT_MIN_S <= SEGMENT_TARGET_S <= SEGMENT_MAX_S "
+                                        "does not hold");
+    if (!rc)
         rc = we_cfg_log_level(&cfg->log_level, err);
     return rc;
 }

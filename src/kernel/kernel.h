@@ -27,6 +27,9 @@ typedef struct kn_config {
     long max_body_bytes;
     long stream_replicas;
     long plugin_health_ms;
+    long segment_target_s; /* VOD segment length: target, minimum, maximum */
+    long segment_min_s;
+    long segment_max_s;
     int log_level;
 } kn_config;
 

@@ -11,6 +11,7 @@
 #include "bus.h"
 #include "http.h"
 #include "kernel.h"
+#include "orch.h"
 #include "plugins.h"
 #include "we_config.h"
 #include "we_log.h"
@@ -56,13 +57,15 @@ static int run(kn_ctx *kn)
     we_err err;
     kn_bus *bus = NULL;
     kn_http *http = NULL;
+    kn_orch *orch = NULL;
     int rc = check_schema(kn);
     if (rc != 0)
         return rc > 0 ? 1 : 0;
     if (kn_plugins_start(kn, &err) != 0 || kn_bus_start(kn, &bus, &err) != 0 ||
-        kn_http_start(kn, &http, &err) != 0) {
+        kn_orch_start(kn, &orch, &err) != 0 || kn_http_start(kn, &http, &err) != 0) {
         we_fatal("kernel failed to start", WE_ERR(err.msg));
         we_request_stop();
+        kn_orch_stop(orch);
         kn_bus_stop(bus);
         kn_plugins_stop(kn);
         return 1;
@@ -78,6 +81,7 @@ static int run(kn_ctx *kn)
     }
     we_info("kernel stopping: finishing requests in flight");
     kn_http_stop(http, 10000);
+    kn_orch_stop(orch);
     kn_bus_stop(bus);
     kn_plugins_stop(kn);
     we_info("kernel stopped");

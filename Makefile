@@ -5,7 +5,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps asan up down status test test-fast bench clean install-migrate
+.PHONY: all build deps asan up down status demo test test-fast bench clean install-migrate
 
 all: build
 
@@ -28,6 +28,10 @@ asan: deps $(ASAN_BUILD)/build.ninja
 # The minimal deployment on this machine: PostgreSQL, NATS, kernel, one worker.
 up: build
 	scripts/stack up
+
+# The platform's main job: a generated sample through the whole pipeline.
+demo: build
+	scripts/demo
 
 down:
 	scripts/stack down

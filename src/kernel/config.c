@@ -36,6 +36,8 @@ int kn_config_load(kn_config *cfg, we_err *err)
         rc = we_cfg_int("SEGMENT_MIN_S", 10, 1, 3600, &cfg->segment_min_s, err);
     if (!rc)
         rc = we_cfg_int("SEGMENT_MAX_S", 120, 1, 3600, &cfg->segment_max_s, err);
+    if (!rc)
+        rc = we_cfg_int("TASK_LEASE_S", 60, 2, 86400, &cfg->task_lease_s, err);
     if (!rc && !(cfg->segment_min_s <= cfg->segment_target_s &&
                  cfg->segment_target_s <= cfg->segment_max_s))
         rc = we_err_set(err, WE_EINVAL, "SEGMENT_MIN_S <= SEGMENT_TARGET_S <= SEGMENT_MAX_S "

@@ -30,6 +30,7 @@ typedef struct kn_config {
     long segment_target_s; /* VOD segment length: target, minimum, maximum */
     long segment_min_s;
     long segment_max_s;
+    long task_lease_s; /* a running task without news for this long is re-queued */
     int log_level;
 } kn_config;
 

@@ -19,6 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+static char g_lease[24] = "60";
+
+const char *kn_lease_s(void)
+{
+    return g_lease;
+}
+
 struct kn_orch {
     kn_ctx *kn;
     pthread_t dispatch, events, progress;
@@ -40,15 +47,15 @@ void kn_job_log(PGconn *c, const char *job_id, const char *task_id, const char *
 
 int kn_orch_enqueue_task_tx(PGconn *c, const char *task_id, we_err *err)
 {
-    const char *p[] = { task_id };
+    const char *p[] = { task_id, kn_lease_s() };
     return we_pg_exec(
         c,
         "INSERT INTO task_outbox (task_id, attempt, subject, payload)"
         " SELECT id, attempt, 'jobs.dispatch.' || capability,"
         "  json_build_object('task_id', id, 'job_id', job_id, 'attempt', attempt, 'type', type,"
-        "                    'lease_s', 60, 'params', params)"
+        "                    'lease_s', $2::int, 'params', params)"
         " FROM tasks WHERE id = $1 ON CONFLICT (task_id, attempt) DO NOTHING",
-        1, p, NULL, err);
+        2, p, NULL, err);
 }
 
 void kn_publish_cancel(kn_ctx *kn, const char *job_id)
@@ -338,7 +345,7 @@ static const char *const progress_sql =
     "WITH t AS (UPDATE tasks SET progress = least(greatest($3::real, progress), 100),"
     "  encoded_seconds = least(greatest($4::double precision, encoded_seconds),"
     "  coalesce(duration_sec, $4::double precision)),"
-    "  lease_expires_at = now() + interval '60 seconds'"
+    "  lease_expires_at = now() + $5::int * interval '1 second'"
     "  WHERE id = $1::uuid AND attempt = $2::int AND status = 'running' RETURNING job_id)"
     " UPDATE jobs j SET encoded_seconds = s.done, progress = least(99,"
     "  100 * s.done / nullif(s.total, 0)),"
@@ -367,11 +374,11 @@ static void handle_progress(kn_orch *o, natsMsg *m)
     snprintf(a, sizeof a, "%lld", (long long)attempt);
     snprintf(p, sizeof p, "%.3f", pct < 0 ? 0 : pct > 100 ? 100 : pct);
     snprintf(e, sizeof e, "%.3f", enc < 0 ? 0 : enc);
-    const char *params[] = { task, a, p, e };
+    const char *params[] = { task, a, p, e, kn_lease_s() };
     we_err err;
     PGconn *c = we_pg_acquire(o->kn->db, 1000, &err);
     if (c) {
-        if (we_pg_exec(c, progress_sql, 4, params, NULL, &err) != 0)
+        if (we_pg_exec(c, progress_sql, 5, params, NULL, &err) != 0)
             we_debug("progress not applied", WE_ERR(err.msg));
         we_pg_release(o->kn->db, c);
     }
@@ -409,6 +416,7 @@ int kn_orch_start(kn_ctx *kn, kn_orch **out, we_err *err)
     kn_orch *o = calloc(1, sizeof *o);
     WE_ASSERT(o != NULL);
     o->kn = kn;
+    snprintf(g_lease, sizeof g_lease, "%ld", kn->cfg.task_lease_s);
     if (pthread_create(&o->dispatch, NULL, dispatch_main, o) != 0 ||
         pthread_create(&o->events, NULL, events_main, o) != 0 ||
         pthread_create(&o->progress, NULL, progress_main, o) != 0)

@@ -143,12 +143,14 @@ static int load_task(apply_ctx *a)
 
 static int on_started(apply_ctx *a)
 {
-    const char *p[] = { a->ev->task_id, a->ev->worker_id ? a->ev->worker_id : "unknown" };
+    const char *p[] = { a->ev->task_id, a->ev->worker_id ? a->ev->worker_id : "unknown",
+                        kn_lease_s() };
     const char *j[] = { a->ev->job_id };
     int rc = we_pg_exec(a->c, "UPDATE tasks SET status = 'running', worker_id = $2,"
-                              " started_at = now(), lease_expires_at = now() + interval '60 s'"
+                              " started_at = now(),"
+                              " lease_expires_at = now() + $3::int * interval '1 second'"
                               " WHERE id = $1::uuid AND status IN ('pending', 'dispatched')",
-                        2, p, NULL, a->err);
+                        3, p, NULL, a->err);
     if (rc == 0)
         rc = we_pg_exec(a->c, "UPDATE jobs SET status = 'processing', wait_reason = NULL,"
                               " started_at = coalesce(started_at, now())"

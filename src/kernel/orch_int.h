@@ -42,6 +42,9 @@ int kn_event_apply(kn_ctx *kn, const kn_event *ev, bool *cancel_job, we_err *err
  * reason in err). */
 int kn_plan_job_tx(kn_ctx *kn, PGconn *c, const char *job_id, json_t *probe, we_err *err);
 
+/* TASK_LEASE_S as text, for SQL parameters (set once at start). */
+const char *kn_lease_s(void);
+
 /* Publishes {"job_id":…} on jobs.cancel (core NATS). */
 void kn_publish_cancel(kn_ctx *kn, const char *job_id);
 

@@ -15,8 +15,9 @@
  *
  * The command line is
  *   ffmpeg -hide_banner -nostdin -nostats -loglevel warning -progress pipe:3
- *          -stats_period 0.25 -y|-n <input_args> -i <input> <args> <output>
- * with warnings kept so the stderr tail explains failures.
+ *          -stats_period 0.25 -y|-n <input_args> -i <input> [-i <input2>] <args> <output>
+ * with warnings kept so the stderr tail explains failures. input2 is the
+ * plugin's own second input (encoder.stitch's audio), never the caller's.
  *
  * Threads: no state.
  */
@@ -152,7 +153,7 @@ static size_t push_array(const char **argv, size_t at, json_t *arr)
 
 char **enc_argv_build(const enc_job *j)
 {
-    size_t n = 1 + NBASE + 1 + json_array_size(j->input_args) + 2 + json_array_size(j->args) + 2;
+    size_t n = 1 + NBASE + 1 + json_array_size(j->input_args) + 4 + json_array_size(j->args) + 2;
     const char **argv = calloc(n, sizeof *argv);
     if (!argv)
         return NULL;
@@ -164,6 +165,10 @@ char **enc_argv_build(const enc_job *j)
     at = push_array(argv, at, j->input_args);
     argv[at++] = "-i";
     argv[at++] = j->input;
+    if (j->input2) {
+        argv[at++] = "-i";
+        argv[at++] = j->input2;
+    }
     at = push_array(argv, at, j->args);
     argv[at++] = j->output;
     argv[at] = NULL;

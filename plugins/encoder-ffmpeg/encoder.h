@@ -3,10 +3,11 @@
  *
  * The pure parts — capability text parsers (caps.c), the -progress parser
  * (progress.c), the stderr tail and exit classifier (classify.c), argument
- * validation and argv building (args.c) — depend only on libc and jansson,
- * so tests/unit/test_encoder_ffmpeg.c includes their .c files directly.
- * The rest (spawn.c, probe.c, transcode.c, capabilities.c, main.c) talks to
- * processes, libavformat and the SDK.
+ * validation and argv building (args.c), the concat list (concat.c) —
+ * depend only on libc and jansson, so tests/unit/test_encoder_ffmpeg.c
+ * includes their .c files directly. The rest (spawn.c, run.c, probe.c,
+ * transcode.c, stitch.c, capabilities.c, main.c) talks to processes,
+ * libavformat and the SDK.
  */
 #ifndef ENCODER_FFMPEG_H
 #define ENCODER_FFMPEG_H
@@ -109,6 +110,7 @@ void enc_classify(int status, const char *tail, const char *input, enc_verdict *
 typedef struct enc_job {
     const char *ffmpeg; /* argv[0] */
     const char *input;  /* after -i */
+    const char *input2; /* a second -i, or NULL */
     const char *output; /* last */
     json_t *input_args; /* array of strings or NULL (borrowed) */
     json_t *args;       /* array of strings or NULL (borrowed) */
@@ -139,6 +141,16 @@ const char *enc_args_value(json_t *arr, const char *opt);
  * duration (<= 0 unknown); <= 0 when it cannot be told. */
 double enc_expected_duration(json_t *input_args, json_t *args, double input_s);
 
+/* ---- concat demuxer list (concat.c) ----------------------------------------- */
+
+/* path in single quotes as the concat demuxer reads it, each ' written as
+ * '\'' (new string; NULL when out of memory). */
+char *enc_concat_quote(const char *path);
+/* "ffconcat version 1.0\n" and a "file '<path>'\n" line per path (new
+ * string), or NULL with why in err: no paths, an empty path, or one holding
+ * CR/LF (the demuxer reads lines), or out of memory. */
+char *enc_concat_list(const char *const *paths, size_t n, char *err, size_t errn);
+
 /* ---- processes (spawn.c) --------------------------------------------------- */
 
 typedef struct enc_child {
@@ -162,12 +174,41 @@ void enc_child_close(enc_child *c);
 int enc_run_capture(char *const argv[], const char *dir, size_t cap, int timeout_ms, char **out);
 int64_t enc_mono_ms(void);
 
-/* ---- methods --------------------------------------------------------------- */
+/* ---- one ffmpeg run under a call (run.c) ------------------------------------ */
 
 struct we_plugin_call;
+
+typedef struct enc_run_stats {
+    int64_t size_bytes; /* of the output */
+    int64_t frames;     /* ffmpeg's last frame= */
+    double out_time_s;  /* ffmpeg's last out_time */
+    double elapsed_s, speed;
+} enc_run_stats;
+
+/* Creates path's parent directories; refuses an existing path unless
+ * overwrite. 0, or -1 after failing the call. */
+int enc_prepare_output(struct we_plugin_call *call, const char *path, bool overwrite);
+/* Runs job (job->ffmpeg the resolved program) in work_dir, sending $/progress
+ * against expected_s (<= 0 unknown) and obeying cancellation. 0 with *out
+ * when ffmpeg exited 0 and left a non-empty output; otherwise the output is
+ * deleted and the call failed (what names it: "transcode cancelled; …"),
+ * returning -1. */
+int enc_run(struct we_plugin_call *call, const enc_job *job, double expected_s, const char *what,
+            enc_run_stats *out);
+
+/* ---- methods --------------------------------------------------------------- */
+
 int enc_method_capabilities(struct we_plugin_call *call, json_t *params, json_t **result);
 int enc_method_probe(struct we_plugin_call *call, json_t *params, json_t **result);
 int enc_method_transcode(struct we_plugin_call *call, json_t *params, json_t **result);
+int enc_method_stitch(struct we_plugin_call *call, json_t *params, json_t **result);
+/* The string param name into *out; -1 after failing the call when it is
+ * missing, not a string, or holds a NUL (transcode.c). */
+int enc_param_string(struct we_plugin_call *call, json_t *params, const char *name,
+                     const char **out);
+/* encoder.probe's result for url (resolved) into *result; -1 after failing
+ * the call (probe.c). */
+int enc_probe_url(struct we_plugin_call *call, const char *url, json_t **result);
 /* Input duration in seconds by opening it with libavformat (no packet scan);
  * -1 when unknown. Used for percent when the caller gave no duration. */
 double enc_probe_duration(struct we_plugin_call *call, const char *url);

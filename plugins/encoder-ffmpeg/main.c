@@ -4,9 +4,11 @@
  * SDK (include/webencode/plugin.h).
  *
  * Files: main.c (this: method table, configuration, health), probe.c
- * (encoder.probe), transcode.c (encoder.transcode), capabilities.c
- * (encoder.capabilities), spawn.c (starting ffmpeg), and the pure parsers
- * args.c, progress.c, classify.c, caps.c that the unit test includes.
+ * (encoder.probe), transcode.c (encoder.transcode), stitch.c
+ * (encoder.stitch), run.c (one supervised ffmpeg run, shared by the two),
+ * capabilities.c (encoder.capabilities), spawn.c (starting ffmpeg), and the
+ * pure parts args.c, progress.c, classify.c, caps.c, concat.c that the unit
+ * test includes.
  *
  * Configuration (plugin.toml's [config_schema]; the host fills defaults and
  * environment values, but a missing field still falls back to the same
@@ -166,6 +168,7 @@ static const we_plugin_method methods[] = {
     {"encoder.capabilities", enc_method_capabilities},
     {"encoder.probe", enc_method_probe},
     {"encoder.transcode", enc_method_transcode},
+    {"encoder.stitch", enc_method_stitch},
     {NULL, NULL},
 };
 
@@ -180,7 +183,7 @@ static const we_plugin_def def = {
     .health = enc_health,
     .capabilities_json = "{\"probe\":\"libavformat\",\"keyframes\":true,\"progress\":true,"
                          "\"cancel\":true}",
-    .max_concurrency = 4,
+    .max_concurrency = 64, /* a worker runs up to WORKER_SLOTS (<= 64) calls at once */
 };
 
 int main(int argc, char **argv)

@@ -280,7 +280,7 @@ static void discard_all_but(AVFormatContext *f, int vi)
         f->streams[i]->discard = (int)i == vi ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
 }
 
-static int probe_url(we_plugin_call *call, const char *url, json_t **result)
+int enc_probe_url(we_plugin_call *call, const char *url, json_t **result)
 {
     AVFormatContext *f = NULL;
     scan s = {0};
@@ -342,7 +342,7 @@ int enc_method_probe(we_plugin_call *call, json_t *params, json_t **result)
     char *url = url_param(call, params, "url");
     if (!url)
         return -1;
-    int rc = probe_url(call, url, result);
+    int rc = enc_probe_url(call, url, result);
     free(url);
     return rc;
 }

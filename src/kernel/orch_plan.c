@@ -116,14 +116,6 @@ static int insert_task(plan_ctx *p, const char *type, const char *profile, int s
     return rc;
 }
 
-static json_t *segment_args(double start, double dur)
-{
-    char s[32], d[32];
-    snprintf(s, sizeof s, "%.6f", start);
-    snprintf(d, sizeof d, "%.6f", dur);
-    return json_pack("[s,s,s,s]", "-ss", s, "-t", d);
-}
-
 static int plan_profile_video(plan_ctx *p, const char *profile, json_t *config)
 {
     json_t *args = NULL;
@@ -142,15 +134,21 @@ static int plan_profile_video(plan_ctx *p, const char *profile, json_t *config)
                        .max_segments = capable_workers(p, cap) <= 1 ? 1 : 0 };
     we_segment *segs = NULL;
     size_t n = 0;
-    rc = we_plan_segments(kf, nkf, p->start_s, p->src.duration_s, p->src.fps,
+    /* times relative to the first video frame; -ss counts from the
+     * container start, which may be earlier (we_plan.h) */
+    double first = nkf ? kf[0] : p->start_s;
+    rc = we_plan_segments(kf, nkf, first, p->src.duration_s, p->src.fps,
                           we_profile_gop_frames(config, p->src.fps), &o, &segs, &n, p->err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char key[256];
+        json_t *input_args = NULL;
         snprintf(key, sizeof key, "jobs/%s/%s/seg_%04zu.%s", p->job_id, profile, i, ext);
+        rc = we_plan_input_args(&segs[i], i + 1 == n, first - p->start_s, &input_args, p->err);
+        if (rc != 0)
+            break;
         json_t *params = json_pack("{s:s, s:s, s:o, s:O, s:f}", "input", p->input, "output_key",
-                                   key, "input_args", segment_args(segs[i].start_s,
-                                                                   segs[i].duration_s),
-                                   "args", args, "duration_s", segs[i].duration_s);
+                                   key, "input_args", input_args, "args", args, "duration_s",
+                                   segs[i].duration_s);
         rc = insert_task(p, "video", profile, (int)i, segs[i].start_s, segs[i].duration_s, cap,
                          params);
         json_decref(params);
@@ -227,8 +225,7 @@ static int plan_all(plan_ctx *p, PGresult *r)
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         json_t *config = json_loads(PQgetvalue(r, i, 1), 0, NULL);
         p->input = PQgetvalue(r, i, 2);
-        const char *pk = json_string_value(json_object_get(config, "packaging"));
-        if (pk && strcmp(pk, "none") != 0) {
+        if (we_profile_is_ladder(config)) {
             rc = fail_plan(p, "WE-JOB-024", "packaging profiles (HLS/DASH ladders) are not "
                                             "implemented yet");
             if (rc == 0)

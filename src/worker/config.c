@@ -48,13 +48,16 @@ static int load_id(wk_config *c, we_err *err)
 
 static int load_ints(wk_config *c, we_err *err)
 {
-    long slots, hb;
+    long slots, hb, grace;
     int rc = we_cfg_int("WORKER_SLOTS", 1, 1, 64, &slots, err);
     if (rc == 0)
         rc = we_cfg_int("WORKER_HEARTBEAT_MS", 5000, 100, 60000, &hb, err);
+    if (rc == 0)
+        rc = we_cfg_int("WORKER_STOP_GRACE_S", 30, 0, 3600, &grace, err);
     if (rc == 0) {
         c->slots = (int)slots;
         c->heartbeat_ms = (int)hb;
+        c->stop_grace_s = (int)grace;
     }
     return rc;
 }

@@ -17,6 +17,7 @@ typedef struct wk_config {
     char hostname[256];
     int slots;              /* WORKER_SLOTS, 1..64 */
     int heartbeat_ms;       /* WORKER_HEARTBEAT_MS, 100..60000 */
+    int stop_grace_s;       /* WORKER_STOP_GRACE_S, 0..3600: running tasks' time to finish on SIGTERM */
     const char *ffmpeg;     /* FFMPEG_PATH, default "ffmpeg" */
     const char *plugin_dir; /* PLUGIN_DIR, default ./plugins */
     int log_level;          /* LOG_LEVEL as a we_log_level */

@@ -1,18 +1,26 @@
 /*
- * bin/worker: registers with the kernel over NATS and keeps it informed.
+ * bin/worker: registers with the kernel over NATS, keeps it informed, and
+ * runs the tasks it dispatches.
  *
  * Start-up, all on the main thread: configuration (environment and .env),
- * capability detection (FFmpeg encoders and working GPUs), connection with
- * retry, a subscription to workers.control.<id>, then a heartbeat on
- * workers.heartbeat.<id> right away and every WORKER_HEARTBEAT_MS. On SIGTERM
- * or SIGINT one last heartbeat says "offline" so the kernel deregisters the
- * worker at once, and everything is closed and freed.
+ * capability detection (FFmpeg encoders and working GPUs), the encoder and
+ * storage plugins, connection with retry, a subscription to
+ * workers.control.<id>, the task runner (runner.c: dispatch consumers,
+ * jobs.cancel), then a heartbeat on workers.heartbeat.<id> right away and
+ * every WORKER_HEARTBEAT_MS. On SIGTERM or SIGINT the runner takes no more
+ * tasks and the heartbeats go on, saying "draining", while running tasks
+ * finish (at most WORKER_STOP_GRACE_S, then they are cancelled and handed
+ * back); then one last heartbeat says "offline" so the kernel deregisters
+ * the worker at once, and everything is closed and freed.
  *
  * Threads: the main thread owns wk_worker; libnats threads run the control
- * handlers, which read only its immutable parts and atomics (worker.h).
+ * and cancel handlers, the runner and task threads use the plugin host and
+ * the connection; all of them read only its immutable parts and atomics
+ * (worker.h).
  */
 #include "control.h"
 #include "heartbeat.h"
+#include "runner.h"
 #include "we_config.h"
 #include "we_log.h"
 #include "we_util.h"
@@ -38,8 +46,8 @@ static void log_start(const wk_config *cfg)
     we_url_redact(cfg->nats_url, url, sizeof url);
     we_info("worker starting", WE_S("worker_id", cfg->id), WE_S("version", WE_VERSION),
             WE_S("nats_url", url), WE_I("slots", cfg->slots),
-            WE_I("heartbeat_ms", cfg->heartbeat_ms), WE_S("ffmpeg", cfg->ffmpeg),
-            WE_S("plugin_dir", cfg->plugin_dir));
+            WE_I("heartbeat_ms", cfg->heartbeat_ms), WE_I("stop_grace_s", cfg->stop_grace_s),
+            WE_S("ffmpeg", cfg->ffmpeg), WE_S("plugin_dir", cfg->plugin_dir));
 }
 
 static void log_caps(const wk_caps *caps)
@@ -126,6 +134,16 @@ static void heartbeat_loop(wk_worker *w)
     }
 }
 
+/* Stopping: heartbeats (now "draining") go on while the runner lets the
+ * running tasks finish, so the kernel does not take the worker for dead. */
+static void drain_loop(wk_worker *w, wk_runner *r)
+{
+    bool failing = false;
+    atomic_store(&w->draining, true);
+    while (!wk_runner_wait(r, w->cfg.heartbeat_ms))
+        beat(w, &failing);
+}
+
 /* Says "offline" and flushes it, so the kernel deregisters us at once. */
 static void say_goodbye(wk_worker *w)
 {
@@ -136,16 +154,19 @@ static void say_goodbye(wk_worker *w)
         natsConnection_FlushTimeout(w->nats.nc, 1000);
 }
 
-/* Connected: subscribe, beat until stopped, say goodbye. Exit code. */
-static int serve(wk_worker *w)
+/* Connected: subscribe, run tasks and beat until stopped, let the tasks
+ * finish, say goodbye. Exit code. */
+static int serve(wk_worker *w, wk_runner **runner)
 {
     we_err err;
-    if (wk_control_subscribe(w, &err) != 0) {
+    if (wk_control_subscribe(w, &err) != 0 || wk_runner_start(w, runner, &err) != 0) {
         we_error("worker cannot start", WE_ERR(err.msg), WE_S("worker_id", w->cfg.id));
         return 1;
     }
     we_info("worker online", WE_S("worker_id", w->cfg.id), WE_I("slots", w->cfg.slots));
     heartbeat_loop(w);
+    drain_loop(w, *runner);
+    wk_runner_stop(*runner);
     say_goodbye(w);
     return 0;
 }
@@ -153,6 +174,7 @@ static int serve(wk_worker *w)
 int main(void)
 {
     wk_worker w = { 0 };
+    wk_runner *runner = NULL;
     int code = 0;
     atomic_init(&w.running, 0);
     atomic_init(&w.draining, false);
@@ -167,10 +189,14 @@ int main(void)
     if (detect_caps(&w) == 0 && !we_stopping())
         start_plugins(&w);
     if (!we_stopping() && we_nats_connect_retry(w.cfg.nats_url, "worker", false, &w.nats) == 0)
-        code = serve(&w);
+        code = serve(&w, &runner);
+    if (code != 0)
+        we_request_stop(); /* a runner that started winds down at once: it has no tasks */
+    wk_runner_stop(runner);
     we_nats_close(&w.nats);
     natsSubscription_Destroy(w.control);
     nats_CloseAndWait(1000); /* joins the library's threads: no callback runs after this */
+    wk_runner_free(runner);
     we_host_free(w.plugins);
     wk_caps_fini(&w.caps);
     we_info("worker stopped", WE_S("worker_id", w.cfg.id), WE_I("exit_code", code));

@@ -7,7 +7,9 @@ bytes and an MP4 cut in half. Checks: handshake; capabilities; probe against
 ffprobe (every keyframe PTS to 1e-6, duration, streams) for MP4 and TS;
 corrupt inputs fail WE-JOB-010 and the plugin keeps serving; a keyframe-
 aligned segment has the expected frame count and monotonic progress ending
-at 100; FFmpeg's reasons and codes for a missing input and an unknown
+at 100; a stitch of two segments (a ' in their names) and the audio has
+their frames and both streams, bad stitch params are refused and a missing
+segment is named; FFmpeg's reasons and codes for a missing input and an unknown
 encoder; bad params; $/cancel and a deadline stop ffmpeg within 1 s and
 remove the partial output; stdin EOF and a SIGKILLed plugin leave no ffmpeg
 behind; a run by hand without the magic cookie exits 1 naming the plugin.
@@ -16,7 +18,7 @@ for sanitizer reports).
 
 With a third argument "valgrind" the plugin runs under valgrind (through a
 wrapper script, as Popen starts the executable itself) for a short session —
-capabilities, probes (good and corrupt), a transcode, an error, a cancel —
+capabilities, probes (good and corrupt), a transcode, a stitch, an error, a cancel —
 then stdin EOF; valgrind's exit status says whether memory errors or
 definite leaks were found.
 """
@@ -271,6 +273,39 @@ def test_segment(p, probe):
         f"{res['elapsed_s']:.2f}s")
 
 
+def test_stitch(p):
+    """encoder.stitch: two segments (one named with a ' and a space) and the
+    audio joined without re-encoding; bad params; a missing segment named."""
+    for i, (a, b) in enumerate(((0, 6), (6, 12))):
+        p.call("encoder.transcode", {"input": "src.mp4", "output": f"out/st it's {i}.mp4",
+                                     "input_args": ["-ss", str(a), "-t", str(b - a)],
+                                     "args": X264}, timeout=60)
+    segs = [path("out/st it's 0.mp4"), "out/st it's 1.mp4"]  # absolute and work_dir-relative
+    rid = p.send("encoder.stitch", {"segments": segs, "audio": "audio.m4a",
+                                    "output": "out/stitched.mp4", "faststart": True})
+    res, err, prog = p.wait(rid, 60)
+    check(err is None, "stitch", None, err)
+    want = count_frames(segs[0]) + count_frames("out/st it's 1.mp4")
+    check(res["frames"] == want == count_frames("out/stitched.mp4"), "stitched frames", want, res)
+    check(res["size_bytes"] == os.path.getsize(path("out/stitched.mp4")), "stitch size_bytes")
+    check(abs(res["duration_s"] - 12.0) < 0.2, "stitch duration", 12.0, res)
+    check(prog and prog[-1]["percent"] == 100, "stitch progress ends at 100", 100, prog)
+    types = sh("ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
+               path("out/stitched.mp4")).split()
+    check(sorted(types) == ["audio", "video"], "stitched streams", None, types)
+    check(not [f for f in os.listdir(DIR) if f.startswith("we-concat-")], "list file removed")
+    expect_error(p, "encoder.stitch", {"segments": [], "output": "x.mp4"}, -32602)
+    expect_error(p, "encoder.stitch", {"segments": ["http://h/a.mp4"], "output": "x.mp4"}, -32602)
+    expect_error(p, "encoder.stitch", {"segments": ["a\nb.mp4"], "output": "x.mp4"}, -32602)
+    expect_error(p, "encoder.stitch", {"segments": segs, "output": "x.mp4", "faststart": 1},
+                 -32602)
+    rid = p.send("encoder.stitch", {"segments": [segs[0], "out/nope.mp4"], "output": "x.mp4"})
+    _, err, _ = p.wait(rid, 30)
+    check(err and err["data"]["we_code"] == "WE-JOB-011" and "out/nope.mp4" in err["message"],
+          "a missing segment is named", "WE-JOB-011", err)
+    log(f"stitch: {res['frames']} frames, {res['duration_s']:.2f}s")
+
+
 def test_transcode_errors(p):
     err = expect_error(p, "encoder.transcode", {"input": path("nope.mp4"), "output": path("x.mp4"),
                                                 "args": X264},
@@ -411,6 +446,9 @@ def valgrind_session():
                                        "input_args": ["-t", "2"], "args": X264})
     _, err, prog = p.wait(rid, 60)
     check(err is None and prog[-1]["percent"] == 100, "transcode under valgrind", None, err)
+    res = p.call("encoder.stitch", {"segments": ["out/vg.mp4", "out/vg.mp4"], "audio": "audio.m4a",
+                                    "output": "out/vg-stitch.mp4", "faststart": True}, timeout=60)
+    check(res["frames"] == 2 * count_frames("out/vg.mp4"), "stitch under valgrind", None, res)
     expect_error(p, "encoder.transcode", {"input": "src.mp4", "output": "x.mp4",
                                           "args": ["-c:v", "nosuchenc"]}, -32000, "WE-JOB-012")
     rid = slow_transcode(p, "out/vg-cancel.mp4")
@@ -438,6 +476,7 @@ def main():
     test_probe_audio_only(p)
     test_probe_errors(p)
     test_segment(p, probe)
+    test_stitch(p)
     test_transcode_errors(p)
     test_cancel(p)
     test_deadline_and_concurrency(p)

@@ -4,7 +4,8 @@
  * parsers, the -progress parser (blocks split across reads, out_time_us vs
  * out_time_ms, N/A values, monotonic capped percent, end), the stderr tail
  * ring, the exit classifier on real FFmpeg 5.1 messages, argument checks,
- * argv building, durations and path resolution.
+ * argv building (with stitch's second input), durations, path resolution,
+ * and encoder.stitch's concat list (FFmpeg's quoting; line breaks refused).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include "../../plugins/encoder-ffmpeg/args.c"
 #include "../../plugins/encoder-ffmpeg/caps.c"
 #include "../../plugins/encoder-ffmpeg/classify.c"
+#include "../../plugins/encoder-ffmpeg/concat.c"
 #include "../../plugins/encoder-ffmpeg/progress.c"
 
 #include <signal.h>
@@ -388,6 +390,75 @@ static void test_argv_build(void **state)
     json_decref(args);
 }
 
+/* encoder.stitch's command: the audio is a second -i right after the list. */
+static void test_argv_build_input2(void **state)
+{
+    json_t *in = strings("-f", "concat", "-safe", "0", NULL);
+    json_t *args = strings("-map", "0:v", "-map", "1:a", "-c", "copy", NULL);
+    enc_job j = {.ffmpeg = "/usr/bin/ffmpeg",
+                 .input = "/w/list.txt",
+                 .input2 = "/s/audio.m4a",
+                 .output = "/o/out.mp4",
+                 .input_args = in,
+                 .args = args,
+                 .overwrite = true};
+    char **argv = enc_argv_build(&j);
+    const char *want[] = {"-y",   "-f",   "concat", "-safe", "0",          "-i",
+                          "/w/list.txt", "-i", "/s/audio.m4a", "-map", "0:v", "-map",
+                          "1:a",  "-c",   "copy",   "/o/out.mp4", NULL};
+    for (size_t i = 0; want[i]; i++)
+        assert_string_equal(argv[10 + i], want[i]);
+    assert_null(argv[10 + sizeof want / sizeof *want - 1]);
+    free(argv);
+    json_decref(in);
+    json_decref(args);
+}
+
+static void expect_quote(const char *path, const char *want)
+{
+    char *q = enc_concat_quote(path);
+    assert_non_null(q);
+    if (strcmp(q, want) != 0)
+        fail_msg("quote of [%s]: expected [%s], got [%s]", path, want, q);
+    free(q);
+}
+
+static void test_concat_quote(void **state)
+{
+    expect_quote("/a/seg_0001.mp4", "'/a/seg_0001.mp4'");
+    expect_quote("/a/it's.mp4", "'/a/it'\\''s.mp4'");
+    expect_quote("'", "''\\'''");
+    expect_quote("''x", "''\\'''\\''x'");
+    /* everything else is literal inside single quotes */
+    expect_quote("/a b/c\\d\"#;$e", "'/a b/c\\d\"#;$e'");
+    expect_quote("", "''");
+}
+
+static void test_concat_list(void **state)
+{
+    char err[128] = "";
+    const char *paths[] = {"/s/seg_0000.mp4", "/s/it's here.mp4"};
+    char *text = enc_concat_list(paths, 2, err, sizeof err);
+    assert_non_null(text);
+    assert_string_equal(text, "ffconcat version 1.0\n"
+                              "file '/s/seg_0000.mp4'\n"
+                              "file '/s/it'\\''s here.mp4'\n");
+    free(text);
+
+    const char *lf[] = {"/s/a.mp4", "/s/b\nfile '/etc/passwd'.mp4"};
+    assert_null(enc_concat_list(lf, 2, err, sizeof err));
+    assert_non_null(strstr(err, "segments[1]"));
+    assert_non_null(strstr(err, "line break"));
+    const char *cr[] = {"/s/a\r.mp4"};
+    assert_null(enc_concat_list(cr, 1, err, sizeof err));
+    assert_non_null(strstr(err, "segments[0]"));
+    const char *empty[] = {""};
+    assert_null(enc_concat_list(empty, 1, err, sizeof err));
+    assert_non_null(strstr(err, "empty"));
+    assert_null(enc_concat_list(paths, 0, err, sizeof err));
+    assert_string_equal(err, "no segments");
+}
+
 static void expect_refused(json_t *arr, const char *in_msg)
 {
     char err[256] = "";
@@ -516,6 +587,9 @@ int main(void)
         cmocka_unit_test(test_classify_table),
         cmocka_unit_test(test_classify_signals),
         cmocka_unit_test(test_argv_build),
+        cmocka_unit_test(test_argv_build_input2),
+        cmocka_unit_test(test_concat_quote),
+        cmocka_unit_test(test_concat_list),
         cmocka_unit_test(test_args_check),
         cmocka_unit_test(test_input_output_check),
         cmocka_unit_test(test_resolve),

@@ -17,7 +17,7 @@
 static const char *const vars[] = { "NATS_URL",     "WORKER_ID",
                                     "WORKER_SLOTS", "WORKER_HEARTBEAT_MS",
                                     "FFMPEG_PATH",  "PLUGIN_DIR",
-                                    "LOG_LEVEL" };
+                                    "LOG_LEVEL",    "WORKER_STOP_GRACE_S" };
 
 static int clear_env(void **state)
 {
@@ -53,6 +53,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.id, "w1");
     assert_int_equal(c.slots, 1);
     assert_int_equal(c.heartbeat_ms, 5000);
+    assert_int_equal(c.stop_grace_s, 30);
     assert_string_equal(c.ffmpeg, "ffmpeg");
     assert_string_equal(c.plugin_dir, "./plugins");
     assert_int_equal(c.log_level, 1); /* info */
@@ -66,6 +67,7 @@ static void test_values(void **state)
     setenv("WORKER_ID", "worker-gpu-01", 1);
     setenv("WORKER_SLOTS", "64", 1);
     setenv("WORKER_HEARTBEAT_MS", "100", 1);
+    setenv("WORKER_STOP_GRACE_S", "0", 1);
     setenv("FFMPEG_PATH", "/opt/ff/bin/ffmpeg", 1);
     setenv("LOG_LEVEL", "debug", 1);
     assert_int_equal(wk_config_load(&c, NULL), 0);
@@ -73,6 +75,7 @@ static void test_values(void **state)
     assert_string_equal(c.id, "worker-gpu-01");
     assert_int_equal(c.slots, 64);
     assert_int_equal(c.heartbeat_ms, 100);
+    assert_int_equal(c.stop_grace_s, 0);
     assert_string_equal(c.ffmpeg, "/opt/ff/bin/ffmpeg");
     assert_int_equal(c.log_level, 0);
 }
@@ -91,6 +94,9 @@ static void test_errors_name_the_variable(void **state)
         { "WORKER_SLOTS", "two" },
         { "WORKER_HEARTBEAT_MS", "99" },
         { "WORKER_HEARTBEAT_MS", "60001" },
+        { "WORKER_STOP_GRACE_S", "-1" },
+        { "WORKER_STOP_GRACE_S", "3601" },
+        { "WORKER_STOP_GRACE_S", "soon" },
         { "NATS_URL", "http://localhost:4222" },
         { "LOG_LEVEL", "loud" },
     };

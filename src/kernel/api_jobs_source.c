@@ -1,0 +1,279 @@
+/*
+ * Which sources a job may read (DESIGN §6 "Addressing media", §8). Workers
+ * open the source with the job's privileges, so the kernel decides at
+ * submission, by scheme:
+ *   fs://<key>          a storage key: relative, no '.'/'..'/empty segment,
+ *                       a conservative character set (no quotes, ';', '\');
+ *   s3://<bucket>/<key> the same key rules, and a storage-s3 plugin to serve it;
+ *   file:///abs         only under a directory of SOURCE_ALLOW_DIRS
+ *                       (colon-separated, empty by default: refused). Both
+ *                       sides go through realpath(), the file must be a
+ *                       regular file, and the canonical path is what is
+ *                       stored, so a symbolic link cannot lead out later;
+ *   http(s)://host/…    no credentials; every address the host resolves to
+ *                       must be public (no loopback, private, link-local,
+ *                       multicast, or their IPv6 forms and IPv4 embeddings)
+ *                       unless SOURCE_ALLOW_PRIVATE=true.
+ * Refusals for file:// do not say whether the file exists (no oracle).
+ * The variables are read per request (no kernel state); DNS may block.
+ */
+#include "api_jobs.h"
+#include "we_config.h"
+#include "we_util.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_KEY 1024
+
+typedef int (*scheme_fn)(kn_ctx *kn, const char *url, const char *rest, char **canon,
+                         we_err *err);
+
+/* ---- keys ------------------------------------------------------------------ */
+
+static bool key_char_ok(unsigned char c)
+{
+    return c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || strchr("-_.~/+=@,:()[]", c);
+}
+
+static int key_check(const char *key, we_err *err)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > MAX_KEY)
+        return we_err_set(err, WE_EINVAL, "the key must have 1 to %d bytes", MAX_KEY);
+    for (size_t i = 0; i < n; i++)
+        if (!key_char_ok((unsigned char)key[i]))
+            return we_err_set(err, WE_EINVAL, "the key may hold letters, digits, UTF-8 and "
+                                              "\"-_.~/+=@,:()[]\" only");
+    for (const char *seg = key;; seg++) {
+        size_t len = strcspn(seg, "/");
+        if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && !strncmp(seg, "..", 2)))
+            return we_err_set(err, WE_EINVAL, "the key must be relative, without empty, '.' "
+                                              "or '..' segments");
+        seg += len;
+        if (!*seg)
+            return 0;
+    }
+}
+
+static int scheme_fs(kn_ctx *kn, const char *url, const char *rest, char **canon, we_err *err)
+{
+    if (key_check(rest, err) != 0)
+        return WE_EINVAL;
+    *canon = we_strdup(url);
+    return 0;
+}
+
+static bool bucket_ok(const char *b, size_t n)
+{
+    if (n < 3 || n > 63 || b[0] == '.' || b[0] == '-' || b[n - 1] == '.' || b[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789.-", b[i]))
+            return false;
+    return true;
+}
+
+static int scheme_s3(kn_ctx *kn, const char *url, const char *rest, char **canon, we_err *err)
+{
+    const char *slash = strchr(rest, '/');
+    if (!slash || !bucket_ok(rest, (size_t)(slash - rest)))
+        return we_err_set(err, WE_EINVAL, "expected s3://<bucket>/<key> with a bucket of 3 to "
+                                          "63 of [a-z0-9.-]");
+    if (key_check(slash + 1, err) != 0)
+        return WE_EINVAL;
+    json_t *p = kn->plugins ? we_host_get(kn->plugins, "storage-s3") : NULL;
+    if (!p)
+        return we_err_set(err, WE_EINVAL, "no storage plugin serves s3:// (storage-s3 is not "
+                                          "installed)");
+    json_decref(p);
+    *canon = we_strdup(url);
+    return 0;
+}
+
+/* ---- file:// ---------------------------------------------------------------- */
+
+/* Is the canonical path `real` inside one of SOURCE_ALLOW_DIRS? */
+static bool under_allowed_dir(const char *real)
+{
+    char *dirs = we_strdup(we_cfg_str("SOURCE_ALLOW_DIRS", "")), *save = NULL, dreal[PATH_MAX];
+    bool ok = false;
+    for (char *d = strtok_r(dirs, ":", &save); d && !ok; d = strtok_r(NULL, ":", &save)) {
+        if (d[0] != '/' || !realpath(d, dreal))
+            continue;
+        size_t n = strlen(dreal);
+        ok = (n == 1) || (strncmp(real, dreal, n) == 0 && real[n] == '/');
+    }
+    free(dirs);
+    return ok;
+}
+
+static int scheme_file(kn_ctx *kn, const char *url, const char *rest, char **canon, we_err *err)
+{
+    char real[PATH_MAX];
+    struct stat st;
+    if (!we_cfg_str("SOURCE_ALLOW_DIRS", "")[0])
+        return we_err_set(err, WE_EINVAL, "file:// sources are disabled on this server "
+                                          "(SOURCE_ALLOW_DIRS is empty)");
+    if (rest[0] != '/')
+        return we_err_set(err, WE_EINVAL, "expected file:///<absolute path>");
+    if (!realpath(rest, real) || stat(real, &st) != 0 || !S_ISREG(st.st_mode) ||
+        !under_allowed_dir(real))
+        return we_err_set(err, WE_EINVAL, "the path is not a regular file inside "
+                                          "SOURCE_ALLOW_DIRS");
+    size_t n = strlen(real) + 8;
+    *canon = malloc(n);
+    WE_ASSERT(*canon != NULL);
+    snprintf(*canon, n, "file://%s", real);
+    return 0;
+}
+
+/* ---- http(s):// --------------------------------------------------------------- */
+
+static bool v4_private(uint32_t a)
+{
+    static const struct {
+        uint32_t net, mask;
+    } nets[] = {
+        { 0x00000000, 0xff000000 }, { 0x0a000000, 0xff000000 }, { 0x64400000, 0xffc00000 },
+        { 0x7f000000, 0xff000000 }, { 0xa9fe0000, 0xffff0000 }, { 0xac100000, 0xfff00000 },
+        { 0xc0000000, 0xffffff00 }, { 0xc0a80000, 0xffff0000 }, { 0xc6120000, 0xfffe0000 },
+        { 0xe0000000, 0xe0000000 }, /* multicast, reserved and broadcast */
+    };
+    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
+        if ((a & nets[i].mask) == nets[i].net)
+            return true;
+    return false;
+}
+
+static uint32_t v4_at(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Loopback, unspecified, ULA, link/site-local, multicast, and the IPv4
+ * embeddings (mapped, compatible, NAT64, 6to4) judged by their IPv4. */
+static bool v6_private(const uint8_t *b)
+{
+    static const uint8_t zero[12] = { 0 }, mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
+    if (!memcmp(b, zero, 12) || !memcmp(b, mapped, 12) || !memcmp(b, nat64, 12))
+        return v4_private(v4_at(b + 12));
+    if (b[0] == 0x20 && b[1] == 0x02)
+        return v4_private(v4_at(b + 2));
+    return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0x80)) || b[0] == 0xff;
+}
+
+/* True when an address must not be fetched. */
+static bool addr_private(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return v4_private(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
+    if (sa->sa_family == AF_INET6)
+        return v6_private(((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr);
+    return true;
+}
+
+/* ":<1..65535>" or nothing, ending exactly at end. */
+static bool port_ok(const char *p, const char *end)
+{
+    if (p == end)
+        return true;
+    size_t n = (size_t)(end - p - 1);
+    if (*p != ':' || n < 1 || n > 5 || strspn(p + 1, "0123456789") < n)
+        return false;
+    long v = strtol(p + 1, NULL, 10);
+    return v > 0 && v <= 65535;
+}
+
+/* The host of rest ("host[:port]/...", "[v6]:port..."), into host[]. */
+static int http_host(const char *rest, char host[256], we_err *err)
+{
+    const char *aend = rest + strcspn(rest, "/?#"), *h = rest, *hend;
+    if (memchr(rest, '@', (size_t)(aend - rest)))
+        return we_err_set(err, WE_EINVAL, "credentials in the URL are refused");
+    if (*h == '[') {
+        h++;
+        hend = memchr(h, ']', (size_t)(aend - h));
+        hend = hend ? hend : h; /* no ']': an empty host, refused below */
+    } else {
+        hend = memchr(h, ':', (size_t)(aend - h));
+        hend = hend ? hend : aend;
+    }
+    size_t n = (size_t)(hend - h);
+    if (n == 0 || n > 253 || strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789.-:") < n ||
+        !port_ok(hend + (*hend == ']'), aend))
+        return we_err_set(err, WE_EINVAL, "expected http(s)://host[:port]/path");
+    memcpy(host, h, n);
+    host[n] = '\0';
+    return 0;
+}
+
+/* Every address of host must be public. */
+static int host_public(const char *host, we_err *err)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    int g = getaddrinfo(host, NULL, &hints, &ai);
+    if (g != 0)
+        return we_err_set(err, WE_EINVAL, "cannot resolve host %s: %s", host, gai_strerror(g));
+    int rc = 0;
+    for (struct addrinfo *a = ai; a && rc == 0; a = a->ai_next) {
+        if (!addr_private(a->ai_addr))
+            continue;
+        char txt[INET6_ADDRSTRLEN] = "?";
+        getnameinfo(a->ai_addr, a->ai_addrlen, txt, sizeof txt, NULL, 0, NI_NUMERICHOST);
+        rc = we_err_set(err, WE_EINVAL, "host %s resolves to a loopback, private, link-local or "
+                                        "reserved address (%s); set SOURCE_ALLOW_PRIVATE=true "
+                                        "to allow it", host, txt);
+    }
+    freeaddrinfo(ai);
+    return rc;
+}
+
+static int scheme_http(kn_ctx *kn, const char *url, const char *rest, char **canon, we_err *err)
+{
+    char host[256];
+    bool allow_private = false;
+    if (http_host(rest, host, err) != 0)
+        return WE_EINVAL;
+    we_cfg_bool("SOURCE_ALLOW_PRIVATE", false, &allow_private, NULL);
+    if (!allow_private && host_public(host, err) != 0)
+        return WE_EINVAL;
+    *canon = we_strdup(url);
+    return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+static const struct {
+    const char *prefix;
+    scheme_fn check;
+} schemes[] = {
+    { "fs://", scheme_fs },     { "s3://", scheme_s3 },       { "file://", scheme_file },
+    { "http://", scheme_http }, { "https://", scheme_http },
+};
+
+int kn_job_source_check(kn_ctx *kn, const char *url, char **canon, we_err *err)
+{
+    *canon = NULL;
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t n = strlen(schemes[i].prefix);
+        if (strncmp(url, schemes[i].prefix, n) != 0)
+            continue;
+        we_err why;
+        if (schemes[i].check(kn, url, url + n, canon, &why) == 0)
+            return 0;
+        return we_err_set(err, WE_EINVAL, "source_url refused (%.*s): %s", (int)n - 3,
+                          schemes[i].prefix, why.msg);
+    }
+    return we_err_set(err, WE_EINVAL, "source_url: unsupported scheme; use fs://, s3://, "
+                                      "file:// or http(s)://");
+}

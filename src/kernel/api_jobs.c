@@ -77,6 +77,8 @@ static int tx_end(PGconn *c, int rc, we_err *err)
     if (rc == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0)
         rc = we_err_set(err, WE_EIO, "database: the transaction was rolled back");
     PQclear(res);
+    if (rc == 0)
+        kn_orch_kick(); /* a new task may wait in the outbox */
     return rc;
 }
 

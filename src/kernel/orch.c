@@ -18,8 +18,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static char g_lease[24] = "60";
+static pthread_mutex_t g_kick_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_kick_cv = PTHREAD_COND_INITIALIZER;
+static bool g_kicked;
+
+void kn_orch_kick(void)
+{
+    pthread_mutex_lock(&g_kick_mu);
+    g_kicked = true;
+    pthread_cond_signal(&g_kick_cv);
+    pthread_mutex_unlock(&g_kick_mu);
+}
+
+/* Sleeps up to ms or until kicked (a stop request is seen within ms). */
+static void wait_kick(int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&g_kick_mu);
+    if (!g_kicked)
+        pthread_cond_timedwait(&g_kick_cv, &g_kick_mu, &ts);
+    g_kicked = false;
+    pthread_mutex_unlock(&g_kick_mu);
+}
 
 const char *kn_lease_s(void)
 {
@@ -269,7 +296,7 @@ static void *dispatch_main(void *arg)
             next_sweep = we_now_mono_ms() + 2000;
         }
         if (sent < 32)
-            we_sleep_ms_or_stop(200);
+            wait_kick(200);
     }
     return NULL;
 }

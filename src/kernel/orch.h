@@ -30,6 +30,10 @@ int kn_orch_enqueue_task_tx(PGconn *c, const char *task_id, we_err *err);
  * workers kill their FFmpeg. `reason` goes to the job log. */
 int kn_orch_cancel_job(kn_ctx *kn, const char *job_id, const char *reason, we_err *err);
 
+/* Wakes this kernel's dispatcher after a commit that wrote outbox rows, so
+ * a new task is published at once instead of at the next 200 ms round. */
+void kn_orch_kick(void);
+
 /* Appends a line to the job's log (job_logs); never fails the caller. */
 void kn_job_log(PGconn *c, const char *job_id, const char *task_id, const char *level,
                 const char *message);

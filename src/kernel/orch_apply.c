@@ -348,5 +348,7 @@ int kn_event_apply(kn_ctx *kn, const kn_event *ev, bool *cancel_job, we_err *err
         we_pg_exec(a.c, "ROLLBACK", 0, NULL, NULL, NULL);
     we_pg_release(kn->db, a.c);
     *cancel_job = rc == 0 && a.cancel_job;
+    if (rc == 0)
+        kn_orch_kick();
     return rc;
 }

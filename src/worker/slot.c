@@ -115,7 +115,8 @@ static bool publish_event(wk_slot *s, const char *event, json_t *result, const w
 {
     char *text = wk_event_json(&s->task, s->r->w->cfg.id, event, we_now_ms(), result, e);
     bool ok = false;
-    for (int attempt = 0; text && !give_up(s); attempt++) {
+    WE_ASSERT(text); /* only out of memory: abort, as every allocation failure here */
+    for (int attempt = 0; !give_up(s); attempt++) {
         we_err err;
         if ((ok = publish_once(s, event, text, &err) == 0))
             break;

@@ -108,6 +108,35 @@ int wk_task_check(const wk_task *t, we_err *err)
     return we_err_set(err, WE_EINVAL, "task type \"%s\" is not one this worker runs", t->type_name);
 }
 
+/* ---- UTF-8 -------------------------------------------------------------------------- */
+
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs,
+ * no surrogates, at most U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    size_t n = c < 0x80 ? 1 : c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
+    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    if (n > 1 && (s[1] < lo || s[1] > hi))
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+void wk_utf8_fix(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        size_t n = utf8_seq(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 /* ---- the envelope ---------------------------------------------------------------- */
 
 static int copy_id(const char *what, const char *field, const char *v, char *out, we_err *err)
@@ -122,6 +151,7 @@ static int copy_id(const char *what, const char *field, const char *v, char *out
 static void set_type(wk_task *t, const char *name)
 {
     snprintf(t->type_name, sizeof t->type_name, "%s", name);
+    wk_utf8_fix(t->type_name); /* the cut may split a character */
     t->type = WK_TASK_UNKNOWN;
     for (size_t i = 0; i < N_TYPES; i++)
         if (strcmp(types[i].name, name) == 0)
@@ -208,8 +238,11 @@ void wk_task_msg_id(const wk_task *t, const char *event, char *buf, size_t n)
 
 static json_t *error_json(const wk_task_error *e)
 {
-    return json_pack("{s:s, s:s, s:b}", "code", e->code, "message", e->message, "retryable",
-                     e->retryable);
+    wk_task_error safe = *e; /* messages are cut to fit: never invalid JSON text */
+    wk_utf8_fix(safe.code);
+    wk_utf8_fix(safe.message);
+    return json_pack("{s:s, s:s, s:b}", "code", safe.code, "message", safe.message, "retryable",
+                     safe.retryable);
 }
 
 char *wk_event_json(const wk_task *t, const char *worker_id, const char *event, int64_t epoch_ms,

@@ -74,6 +74,10 @@ typedef struct wk_progress {
 /* The progress JSON (free() it), or NULL when out of memory. */
 char *wk_progress_json(const wk_task *t, const char *worker_id, const wk_progress *p);
 
+/* Replaces every byte of s that does not start a well-formed UTF-8 sequence
+ * with '?' (a message cut to fit a buffer may end inside a character). */
+void wk_utf8_fix(char *s);
+
 /* The job id of a jobs.cancel message {"job_id": …} into job_id; WE_EINVAL
  * with the reason when it is not one. */
 int wk_cancel_parse(const char *data, size_t len, char job_id[WK_ID_MAX + 1], we_err *err);

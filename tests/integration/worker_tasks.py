@@ -152,8 +152,10 @@ def top_boxes(path):
             f.seek(size - 8, 1)
 
 
-def pgrep(pattern):
-    r = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)
+def pgrep(key):
+    """pids of processes writing storage key (ffmpeg's command line has the path)."""
+    r = subprocess.run(["pgrep", "-f", "--", os.path.join(STORAGE, key)], capture_output=True,
+                       text=True)
     return r.stdout.split()
 
 
@@ -419,7 +421,9 @@ def phase_stitch(bus, w):
     bus.dispatch("t-stitch", "j1", "stitch", {"segment_keys": [SEG0, SEG1], "audio_key": AUDIO,
                                               "output_key": out, "faststart": True})
     bus.wait_end("t-stitch", 30)
-    r = check_lifecycle(bus, "t-stitch", "wt-1")["result"]
+    ev = check_lifecycle(bus, "t-stitch", "wt-1")
+    r = ev["result"]
+    log(f"stitch event: {json.dumps({k: v for k, v in ev.items() if not k.startswith('_')})}")
     path = os.path.join(STORAGE, out)
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()

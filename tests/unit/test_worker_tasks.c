@@ -224,12 +224,42 @@ static void test_cancel(void **state)
     assert_int_equal(wk_cancel_parse(NULL, 0, id, &err), WE_EINVAL);
 }
 
+static void expect_fixed(const char *in, const char *want)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", in);
+    wk_utf8_fix(buf);
+    assert_string_equal(buf, want);
+}
+
+/* Error messages are cut to fit buffers; the event must stay valid JSON. */
+static void test_utf8(void **state)
+{
+    expect_fixed("plain", "plain");
+    expect_fixed("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xac",
+                 "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xac");
+    expect_fixed("cut \xe2\x82", "cut ??"); /* a character split by the cut */
+    expect_fixed("\xc3", "?");
+    expect_fixed("\xff\xfe x", "?? x");
+    expect_fixed("\xc0\x80", "??");           /* overlong NUL */
+    expect_fixed("\xed\xa0\x80", "???");      /* a surrogate */
+    expect_fixed("\xf4\x90\x80\x80", "????"); /* above U+10FFFF */
+    wk_task t = sample();
+    wk_task_error e = {"WE-JOB-011", "ffmpeg: caf\xc3", true};
+    char *text = wk_event_json(&t, "w1", "failed", 0, NULL, &e);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"message\":\"ffmpeg: caf?\""));
+    free(text);
+    wk_task_fini(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_envelope_good), cmocka_unit_test(test_envelope_garbage),
         cmocka_unit_test(test_params),        cmocka_unit_test(test_events),
         cmocka_unit_test(test_progress),      cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,9 +15,11 @@
  *
  * The command line is
  *   ffmpeg -hide_banner -nostdin -nostats -loglevel warning -progress pipe:3
- *          -stats_period 0.25 -y|-n <input_args> -i <input> [-i <input2>] <args> <output>
- * with warnings kept so the stderr tail explains failures. input2 is the
- * plugin's own second input (encoder.stitch's audio), never the caller's.
+ *          -stats_period 0.25 -y|-n <input_args> -i <input> [-i <input2>] [-i <inputs[k]>...]
+ *          <args> <output>
+ * with warnings kept so the stderr tail explains failures. input2 and
+ * inputs are the plugin's own further inputs (encoder.stitch's audio,
+ * encoder.package's renditions), never the caller's args.
  *
  * Threads: no state.
  */
@@ -153,7 +155,8 @@ static size_t push_array(const char **argv, size_t at, json_t *arr)
 
 char **enc_argv_build(const enc_job *j)
 {
-    size_t n = 1 + NBASE + 1 + json_array_size(j->input_args) + 4 + json_array_size(j->args) + 2;
+    size_t n = 1 + NBASE + 1 + json_array_size(j->input_args) + 4 + 2 * json_array_size(j->inputs) +
+               json_array_size(j->args) + 2;
     const char **argv = calloc(n, sizeof *argv);
     if (!argv)
         return NULL;
@@ -168,6 +171,13 @@ char **enc_argv_build(const enc_job *j)
     if (j->input2) {
         argv[at++] = "-i";
         argv[at++] = j->input2;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(j->inputs, i, v)
+    {
+        argv[at++] = "-i";
+        argv[at++] = json_string_value(v);
     }
     at = push_array(argv, at, j->args);
     argv[at++] = j->output;

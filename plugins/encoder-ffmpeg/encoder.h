@@ -3,10 +3,11 @@
  *
  * The pure parts — capability text parsers (caps.c), the -progress parser
  * (progress.c), the stderr tail and exit classifier (classify.c), argument
- * validation and argv building (args.c), the concat list (concat.c) —
+ * validation and argv building (args.c), the concat list (concat.c), the
+ * HLS packaging options (hls.c) —
  * depend only on libc and jansson, so tests/unit/test_encoder_ffmpeg.c
  * includes their .c files directly. The rest (spawn.c, run.c, probe.c,
- * transcode.c, stitch.c, capabilities.c, main.c) talks to processes,
+ * transcode.c, stitch.c, package.c, capabilities.c, main.c) talks to processes,
  * libavformat and the SDK.
  */
 #ifndef ENCODER_FFMPEG_H
@@ -111,7 +112,10 @@ typedef struct enc_job {
     const char *ffmpeg; /* argv[0] */
     const char *input;  /* after -i */
     const char *input2; /* a second -i, or NULL */
+    json_t *inputs;     /* more -i after those (array of strings, borrowed), or NULL */
     const char *output; /* last */
+    const char *result; /* the file that must exist after a zero exit and is
+                           deleted after a failed run; NULL: output */
     json_t *input_args; /* array of strings or NULL (borrowed) */
     json_t *args;       /* array of strings or NULL (borrowed) */
     bool overwrite;
@@ -150,6 +154,37 @@ char *enc_concat_quote(const char *path);
  * string), or NULL with why in err: no paths, an empty path, or one holding
  * CR/LF (the demuxer reads lines), or out of memory. */
 char *enc_concat_list(const char *const *paths, size_t n, char *err, size_t errn);
+
+/* ---- HLS packaging (hls.c) -------------------------------------------------- */
+
+#define ENC_HLS_MAX_VARIANTS 16
+#define ENC_HLS_AUDIO_NAME "audio" /* the audio rendition's directory */
+
+typedef struct enc_hls {
+    const char *const *names; /* one per video input, in input order */
+    size_t n;
+    bool audio;      /* map the first input's audio as one shared group */
+    double hls_time; /* target segment length, seconds */
+    bool fmp4;       /* fMP4 segments (.m4s + init) instead of MPEG-TS */
+    const char *dir; /* the output directory (absolute, no '%') */
+} enc_hls;
+
+/* 0 when name can be a variant's name (and directory): 1 to 64 of
+ * [A-Za-z0-9._-], not "." or "..", not "audio" when audio is mapped;
+ * -1 and why in err. */
+int enc_hls_name_check(const char *name, bool audio, char *err, size_t n);
+/* -var_stream_map's value: "v:0,agroup:aud,name:N0 v:1,... a:0,agroup:aud,
+ * name:audio", or "v:0,name:N0 v:1,name:N1" without audio (new string). */
+char *enc_hls_stream_map(const enc_hls *h);
+/* The output options (new array): -map i:v per input [-map 0:a] -c copy
+ * -f hls -hls_time T -hls_playlist_type vod [-hls_segment_type fmp4]
+ * -hls_segment_filename DIR/%v/seg_%05d.ts|m4s -master_pl_name master.m3u8
+ * -var_stream_map MAP; NULL when out of memory. */
+json_t *enc_hls_args(const enc_hls *h);
+/* "DIR/%v/index.m3u8", the muxer's output pattern, and "DIR/master.m3u8"
+ * (new strings). */
+char *enc_hls_output(const enc_hls *h);
+char *enc_hls_master(const enc_hls *h);
 
 /* ---- processes (spawn.c) --------------------------------------------------- */
 
@@ -190,8 +225,8 @@ typedef struct enc_run_stats {
 int enc_prepare_output(struct we_plugin_call *call, const char *path, bool overwrite);
 /* Runs job (job->ffmpeg the resolved program) in work_dir, sending $/progress
  * against expected_s (<= 0 unknown) and obeying cancellation. 0 with *out
- * when ffmpeg exited 0 and left a non-empty output; otherwise the output is
- * deleted and the call failed (what names it: "transcode cancelled; …"),
+ * when ffmpeg exited 0 and left a non-empty output (job->result when set:
+ * *out describes that file); otherwise it is deleted and the call failed (what names it: "transcode cancelled; …"),
  * returning -1. */
 int enc_run(struct we_plugin_call *call, const enc_job *job, double expected_s, const char *what,
             enc_run_stats *out);
@@ -202,6 +237,7 @@ int enc_method_capabilities(struct we_plugin_call *call, json_t *params, json_t 
 int enc_method_probe(struct we_plugin_call *call, json_t *params, json_t **result);
 int enc_method_transcode(struct we_plugin_call *call, json_t *params, json_t **result);
 int enc_method_stitch(struct we_plugin_call *call, json_t *params, json_t **result);
+int enc_method_package(struct we_plugin_call *call, json_t *params, json_t **result);
 /* The string param name into *out; -1 after failing the call when it is
  * missing, not a string, or holds a NUL (transcode.c). */
 int enc_param_string(struct we_plugin_call *call, json_t *params, const char *name,

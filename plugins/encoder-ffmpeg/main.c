@@ -5,10 +5,10 @@
  *
  * Files: main.c (this: method table, configuration, health), probe.c
  * (encoder.probe), transcode.c (encoder.transcode), stitch.c
- * (encoder.stitch), run.c (one supervised ffmpeg run, shared by the two),
- * capabilities.c (encoder.capabilities), spawn.c (starting ffmpeg), and the
- * pure parts args.c, progress.c, classify.c, caps.c, concat.c that the unit
- * test includes.
+ * (encoder.stitch), package.c (encoder.package), run.c (one supervised
+ * ffmpeg run, shared by the three), capabilities.c (encoder.capabilities),
+ * spawn.c (starting ffmpeg), and the pure parts args.c, progress.c,
+ * classify.c, caps.c, concat.c, hls.c that the unit test includes.
  *
  * Configuration (plugin.toml's [config_schema]; the host fills defaults and
  * environment values, but a missing field still falls back to the same
@@ -169,6 +169,7 @@ static const we_plugin_method methods[] = {
     {"encoder.probe", enc_method_probe},
     {"encoder.transcode", enc_method_transcode},
     {"encoder.stitch", enc_method_stitch},
+    {"encoder.package", enc_method_package},
     {NULL, NULL},
 };
 

@@ -1,6 +1,6 @@
 /*
- * One ffmpeg run under a plugin call, shared by encoder.transcode and
- * encoder.stitch: start, progress, cancellation, and an error the kernel
+ * One ffmpeg run under a plugin call, shared by encoder.transcode,
+ * encoder.stitch and encoder.package: start, progress, cancellation, and an error the kernel
  * can act on.
  *
  * Design: ffmpeg is started directly (spawn.c: own process group, no
@@ -178,13 +178,20 @@ static void supervise(run *r)
 
 /* ---- after the run --------------------------------------------------------------- */
 
+/* The file a run produces: the output, or job->result when the output is
+ * a pattern (encoder.package's "%v"). */
+static const char *made(const enc_job *job)
+{
+    return job->result ? job->result : job->output;
+}
+
 static int succeed(run *r, const enc_job *job, enc_run_stats *out)
 {
     struct stat sb;
-    if (stat(job->output, &sb) < 0 || sb.st_size == 0) {
-        unlink(job->output);
+    if (stat(made(job), &sb) < 0 || sb.st_size == 0) {
+        unlink(made(job));
         return we_plugin_fail(r->call, "WE-JOB-011", true,
-                              "ffmpeg exited 0 but the output %s is missing or empty", job->output);
+                              "ffmpeg exited 0 but the output %s is missing or empty", made(job));
     }
     const enc_progress_snap *s = &r->prog.last;
     out->elapsed_s = (double)(enc_mono_ms() - r->started_ms) / 1000.0;
@@ -199,7 +206,7 @@ static int succeed(run *r, const enc_job *job, enc_run_stats *out)
 static int conclude(run *r, const enc_job *job, const char *what, enc_run_stats *out)
 {
     if (r->term_ms) {
-        unlink(job->output);
+        unlink(made(job));
         return we_plugin_fail_code(r->call, WE_RPC_CANCELLED, "%s cancelled; ffmpeg stopped", what);
     }
     if (WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0)
@@ -207,7 +214,7 @@ static int conclude(run *r, const enc_job *job, const char *what, enc_run_stats 
     /* a failed run leaves nothing that could pass for a result. (With
      * overwrite false a file created by someone else between our check and
      * ffmpeg's would go too; the kernel never races itself on one output.) */
-    unlink(job->output);
+    unlink(made(job));
     char text[ENC_TAIL_SIZE + 1];
     enc_verdict v;
     enc_tail_text(&r->tail, text);

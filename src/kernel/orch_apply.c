@@ -5,9 +5,11 @@
  * task_events_applied — a duplicate stops there — and the task changes only
  * when its attempt matches and its status allows the transition. Terminal
  * jobs never change. The next steps (plan after the probe, the stitch task
- * once a profile's segments and the audio are done, outputs and completion
- * after the stitches) happen in the same transaction.
+ * once a profile's segments and the audio are done, outputs after the
+ * stitches, a ladder's package task once all its renditions are stitched,
+ * the playlist output after it, completion) happen in the same transaction.
  */
+#include "api_jobs.h"
 #include "orch_int.h"
 #include "we_log.h"
 #include "we_util.h"
@@ -17,18 +19,6 @@
 #include <string.h>
 
 /* ---- parsing --------------------------------------------------------------- */
-
-static bool uuid_like(const char *s)
-{
-    if (!s || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
-            return false;
-    }
-    return true;
-}
 
 int kn_event_parse(const char *data, size_t len, kn_event *ev, we_err *err)
 {
@@ -54,7 +44,7 @@ int kn_event_parse(const char *data, size_t len, kn_event *ev, we_err *err)
     ev->retryable = retry != 0;
     const char *e = ev->event;
     bool known = !strcmp(e, "started") || !strcmp(e, "completed") || !strcmp(e, "failed");
-    if (!uuid_like(ev->task_id) || !uuid_like(ev->job_id) || attempt < 1 || attempt > 1000 ||
+    if (!kn_job_id_valid(ev->task_id) || !kn_job_id_valid(ev->job_id) || attempt < 1 || attempt > 1000 ||
         !known || (!strcmp(e, "completed") && !json_is_object(ev->result))) {
         kn_event_fini(ev);
         return we_err_set(err, WE_EINVAL, "event: invalid ids, attempt, event or result");
@@ -71,7 +61,7 @@ void kn_event_fini(kn_event *ev)
 /* ---- the transaction --------------------------------------------------------- */
 
 typedef struct task_row {
-    char type[16], status[16], profile[80];
+    char type[16], status[16], profile[160]; /* profile: "<ladder>.<rendition>" too */
     int attempt, max_attempts;
     double duration;
 } task_row;
@@ -199,36 +189,102 @@ static int maybe_stitch(apply_ctx *a)
     return rc;
 }
 
-/* Records the stitched output; completes the job when every profile has one. */
-static int on_stitched(apply_ctx *a)
+/* Creates the package task of every HLS ladder of the job whose rendition
+ * stitches are all completed (the renditions are the video tasks whose
+ * params name the ladder, in their "rendition" order; a rendition without a
+ * stitch task yet is not ready). Exactly once per ladder, as maybe_stitch.
+ * bandwidth is the stitched file's average bit rate, for information; the
+ * muxer measures its own for the playlist. */
+static int maybe_package(apply_ctx *a)
+{
+    PGresult *r = NULL;
+    const char *p[] = { a->ev->job_id };
+    int rc = we_pg_exec(
+        a->c,
+        "WITH rend AS (SELECT v.params->>'ladder' AS ladder, v.profile,"
+        "  min((v.params->>'rendition')::int) AS ord FROM tasks v WHERE v.job_id = $1::uuid"
+        "  AND v.type = 'video' AND v.params ? 'ladder' GROUP BY 1, 2),"
+        " ready AS (SELECT rd.ladder FROM rend rd LEFT JOIN tasks s ON s.job_id = $1::uuid"
+        "  AND s.type = 'stitch' AND s.profile = rd.profile GROUP BY rd.ladder"
+        "  HAVING bool_and(coalesce(s.status = 'completed', false))),"
+        " ins AS (INSERT INTO tasks (job_id, type, status, profile, seq, capability, params,"
+        "  attempt, max_attempts)"
+        "  SELECT $1::uuid, 'package', 'pending', l.ladder, 0, 'cpu', jsonb_build_object("
+        "   'renditions', (SELECT jsonb_agg(jsonb_build_object("
+        "     'name', substr(rd.profile, length(l.ladder) + 2), 'key', s.output_key,"
+        "     'bandwidth', coalesce(round((s.result->>'size_bytes')::numeric * 8"
+        "      / nullif((s.result->>'duration_s')::numeric, 0)), 0)) ORDER BY rd.ord)"
+        "    FROM rend rd JOIN tasks s ON s.job_id = $1::uuid AND s.type = 'stitch'"
+        "    AND s.profile = rd.profile WHERE rd.ladder = l.ladder),"
+        "   'output_prefix', 'jobs/' || $1 || '/' || l.ladder || '/', 'hls_time', 6,"
+        "   'segment_type', 'mpegts',"
+        "   'audio', coalesce((SELECT s.params->>'audio_key' IS NOT NULL FROM rend rd"
+        "    JOIN tasks s ON s.job_id = $1::uuid AND s.type = 'stitch' AND s.profile = rd.profile"
+        "    WHERE rd.ladder = l.ladder ORDER BY rd.ord LIMIT 1), false)), 1, 3"
+        "  FROM ready l ON CONFLICT DO NOTHING RETURNING id)"
+        " SELECT id::text FROM ins",
+        1, p, &r, a->err);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+        rc = kn_orch_enqueue_task_tx(a->c, PQgetvalue(r, i, 0), a->err);
+    PQclear(r);
+    return rc;
+}
+
+/* Records a task's output (kind "video" for a stitch, "playlist" for a
+ * package) under the task's profile. */
+static int record_output(apply_ctx *a, const char *kind)
 {
     const char *key = json_string_value(json_object_get(a->ev->result, "output_key"));
     const char *sha = json_string_value(json_object_get(a->ev->result, "sha256"));
     json_int_t size = json_integer_value(json_object_get(a->ev->result, "size_bytes"));
     char sz[24];
     snprintf(sz, sizeof sz, "%lld", (long long)size);
-    const char *p[] = { a->ev->job_id, a->t.profile, key ? key : "", sz, sha ? sha : "" };
+    const char *p[] = { a->ev->job_id, a->t.profile, key ? key : "", sz, sha ? sha : "", kind };
     int rc = we_pg_exec(a->c, "UPDATE jobs SET status = 'uploading' WHERE id = $1::uuid"
                               " AND status IN ('processing', 'stitching')",
                         1, p, NULL, a->err);
     if (rc == 0)
         rc = we_pg_exec(a->c, "INSERT INTO job_outputs (job_id, profile, kind, storage_plugin,"
                               " storage_key, size_bytes, checksum_sha256, content_type)"
-                              " VALUES ($1::uuid, $2, 'video', 'storage-fs', $3, $4::bigint, $5,"
-                              " CASE WHEN $3 LIKE '%.webm' THEN 'video/webm' ELSE 'video/mp4' END)"
+                              " VALUES ($1::uuid, $2, $6, 'storage-fs', $3, $4::bigint, $5,"
+                              " CASE WHEN $3 LIKE '%.m3u8' THEN 'application/vnd.apple.mpegurl'"
+                              " WHEN $3 LIKE '%.webm' THEN 'video/webm' ELSE 'video/mp4' END)"
                               " ON CONFLICT (job_id, storage_key) DO NOTHING",
-                        5, p, NULL, a->err);
-    if (rc == 0)
-        rc = we_pg_exec(a->c, "UPDATE jobs SET status = 'completed', progress = 100,"
-                              " eta_seconds = 0, finished_at = now(), wait_reason = NULL"
-                              " WHERE id = $1::uuid AND status = 'uploading'"
-                              " AND NOT EXISTS (SELECT 1 FROM unnest(profiles) pr WHERE NOT EXISTS"
-                              "  (SELECT 1 FROM job_outputs o WHERE o.job_id = $1::uuid"
-                              "   AND o.profile = pr))",
-                        1, p, NULL, a->err);
+                        6, p, NULL, a->err);
     if (rc == 0)
         kn_job_log(a->c, a->ev->job_id, a->ev->task_id, "info", "output stored");
     return rc;
+}
+
+/* Completes the job when every entry of jobs.profiles has an output whose
+ * profile is that entry: a profile's stitched file, a ladder's playlist
+ * (its renditions' files are "<ladder>.<rendition>" and do not count). */
+static int maybe_complete(apply_ctx *a)
+{
+    const char *p[] = { a->ev->job_id };
+    return we_pg_exec(a->c, "UPDATE jobs SET status = 'completed', progress = 100,"
+                            " eta_seconds = 0, finished_at = now(), wait_reason = NULL"
+                            " WHERE id = $1::uuid AND status = 'uploading'"
+                            " AND NOT EXISTS (SELECT 1 FROM unnest(profiles) pr WHERE NOT EXISTS"
+                            "  (SELECT 1 FROM job_outputs o WHERE o.job_id = $1::uuid"
+                            "   AND o.profile = pr))",
+                      1, p, NULL, a->err);
+}
+
+/* A stitch: its output, the package task when it was a ladder's last
+ * rendition, and completion. */
+static int on_stitched(apply_ctx *a)
+{
+    int rc = record_output(a, "video");
+    if (rc == 0)
+        rc = maybe_package(a);
+    return rc == 0 ? maybe_complete(a) : rc;
+}
+
+static int on_packaged(apply_ctx *a)
+{
+    int rc = record_output(a, "playlist");
+    return rc == 0 ? maybe_complete(a) : rc;
 }
 
 static int on_completed(apply_ctx *a)
@@ -251,6 +307,8 @@ static int on_completed(apply_ctx *a)
         return maybe_stitch(a);
     if (!strcmp(a->t.type, "stitch"))
         return on_stitched(a);
+    if (!strcmp(a->t.type, "package"))
+        return on_packaged(a);
     return 0;
 }
 

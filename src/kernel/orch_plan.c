@@ -4,8 +4,12 @@
  * worker can take the job), one video task per (profile, segment) with the
  * profile's FFmpeg options (src/lib/we_profile.c), and one audio task per
  * distinct audio encoding — normally one for the whole title — that every
- * profile sharing it stitches in. Runs inside the event's transaction with
- * the job row locked.
+ * profile sharing it stitches in. An HLS ladder expands into its renditions:
+ * video tasks under the task profile "<ladder>.<rendition>" (so outputs go
+ * to jobs/<job>/<ladder>.<rendition>/), every rendition on the same segment
+ * boundaries, which needs the same keyframe interval (else WE-JOB-020); the
+ * package task comes after their stitches (orch_apply.c). Runs inside the
+ * event's transaction with the job row locked.
  */
 #include "orch_int.h"
 #include "we_log.h"
@@ -116,47 +120,77 @@ static int insert_task(plan_ctx *p, const char *type, const char *profile, int s
     return rc;
 }
 
-static int plan_profile_video(plan_ctx *p, const char *profile, json_t *config)
+/* Segment boundaries for a profile's GOP (one list per ladder: every
+ * rendition is cut at the same times). */
+typedef struct seg_plan {
+    we_segment *segs;
+    size_t n;
+    double first; /* the first video frame's time (we_plan.h) */
+} seg_plan;
+
+static int plan_segments(plan_ctx *p, json_t *config, seg_plan *sp)
 {
-    json_t *args = NULL;
-    const char *ext = "mp4";
-    int rc = we_profile_video_args(config, &p->src, &args, &ext, p->err);
-    if (rc != 0)
-        return fail_plan(p, "WE-JOB-020", p->err->msg);
-    const char *cap = we_profile_capability(config);
     size_t nkf = json_array_size(p->keyframes);
     double *kf = calloc(nkf + 1, sizeof *kf);
+    if (!kf)
+        return we_err_set(p->err, WE_ENOMEM, "out of memory");
     for (size_t i = 0; i < nkf; i++)
         kf[i] = json_number_value(json_array_get(p->keyframes, i));
     we_plan_opts o = { .target_s = (double)p->kn->cfg.segment_target_s,
                        .min_s = (double)p->kn->cfg.segment_min_s,
                        .max_s = (double)p->kn->cfg.segment_max_s,
-                       .max_segments = capable_workers(p, cap) <= 1 ? 1 : 0 };
-    we_segment *segs = NULL;
-    size_t n = 0;
+                       .max_segments =
+                           capable_workers(p, we_profile_capability(config)) <= 1 ? 1 : 0 };
     /* times relative to the first video frame; -ss counts from the
      * container start, which may be earlier (we_plan.h) */
-    double first = nkf ? kf[0] : p->start_s;
-    rc = we_plan_segments(kf, nkf, first, p->src.duration_s, p->src.fps,
-                          we_profile_gop_frames(config, p->src.fps), &o, &segs, &n, p->err);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        char key[256];
+    sp->first = nkf ? kf[0] : p->start_s;
+    int rc = we_plan_segments(kf, nkf, sp->first, p->src.duration_s, p->src.fps,
+                              we_profile_gop_frames(config, p->src.fps), &o, &sp->segs, &sp->n,
+                              p->err);
+    free(kf);
+    return rc;
+}
+
+/* One video task per segment of sp for profile (a task profile: a profile
+ * id, or "<ladder>.<rendition>"); extra (may be NULL) joins each params. */
+static int emit_video(plan_ctx *p, const char *profile, json_t *config, const seg_plan *sp,
+                      json_t *extra)
+{
+    json_t *args = NULL;
+    const char *ext = "mp4";
+    if (we_profile_video_args(config, &p->src, &args, &ext, p->err) != 0)
+        return fail_plan(p, "WE-JOB-020", p->err->msg) == 0 ? 1 : -1;
+    const char *cap = we_profile_capability(config);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sp->n; i++) {
+        char key[320];
         json_t *input_args = NULL;
         snprintf(key, sizeof key, "jobs/%s/%s/seg_%04zu.%s", p->job_id, profile, i, ext);
-        rc = we_plan_input_args(&segs[i], i + 1 == n, first - p->start_s, &input_args, p->err);
+        rc = we_plan_input_args(&sp->segs[i], i + 1 == sp->n, sp->first - p->start_s, &input_args,
+                                p->err);
         if (rc != 0)
             break;
         json_t *params = json_pack("{s:s, s:s, s:o, s:O, s:f}", "input", p->input, "output_key",
                                    key, "input_args", input_args, "args", args, "duration_s",
-                                   segs[i].duration_s);
-        rc = insert_task(p, "video", profile, (int)i, segs[i].start_s, segs[i].duration_s, cap,
-                         params);
+                                   sp->segs[i].duration_s);
+        if (params && extra)
+            json_object_update(params, extra);
+        rc = insert_task(p, "video", profile, (int)i, sp->segs[i].start_s, sp->segs[i].duration_s,
+                         cap, params);
         json_decref(params);
         p->segments_made++;
     }
-    free(segs);
-    free(kf);
     json_decref(args);
+    return rc;
+}
+
+static int plan_profile_video(plan_ctx *p, const char *profile, json_t *config)
+{
+    seg_plan sp = { 0 };
+    int rc = plan_segments(p, config, &sp);
+    if (rc == 0)
+        rc = emit_video(p, profile, config, &sp, NULL);
+    free(sp.segs);
     return rc;
 }
 
@@ -218,23 +252,111 @@ static PGresult *job_profiles(plan_ctx *p)
     return r;
 }
 
+/* A ladder's renditions (id, config text) in ladder order; a rendition
+ * that no longer exists comes back with a NULL config. */
+static PGresult *ladder_renditions(plan_ctx *p, const char *ladder)
+{
+    PGresult *r = NULL;
+    const char *q[] = { ladder };
+    if (we_pg_exec(p->c, "SELECT u.id, pr.config::text FROM profiles l"
+                         " CROSS JOIN LATERAL jsonb_array_elements_text(l.config->'renditions')"
+                         "  WITH ORDINALITY AS u(id, ord)"
+                         " LEFT JOIN profiles pr ON pr.id = u.id WHERE l.id = $1 ORDER BY u.ord",
+                   1, q, &r, p->err) != 0)
+        return NULL;
+    return r;
+}
+
+/* Loads the renditions' configs into configs (a new array, ladder order)
+ * and checks they can share one segment plan: same keyframe interval. 0,
+ * 1 when the job failed for it, or < 0. */
+static int load_renditions(plan_ctx *p, const char *ladder, PGresult *r, json_t *configs)
+{
+    char msg[400];
+    int gop0 = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *config = PQgetisnull(r, i, 1) ? NULL : json_loads(PQgetvalue(r, i, 1), 0, NULL);
+        if (!config || we_profile_is_ladder(config)) {
+            json_decref(config);
+            snprintf(msg, sizeof msg, "ladder %s: rendition %s is not an encoding profile",
+                     ladder, PQgetvalue(r, i, 0));
+            return fail_plan(p, "WE-JOB-020", msg) == 0 ? 1 : -1;
+        }
+        json_array_append_new(configs, config);
+        int gop = we_profile_gop_frames(config, p->src.fps);
+        if (i > 0 && gop != gop0) {
+            snprintf(msg, sizeof msg,
+                     "ladder %s: renditions %s and %s have different keyframe intervals (gop_s);"
+                     " HLS switching needs aligned keyframes",
+                     ladder, PQgetvalue(r, 0, 0), PQgetvalue(r, i, 0));
+            return fail_plan(p, "WE-JOB-020", msg) == 0 ? 1 : -1;
+        }
+        gop0 = i == 0 ? gop : gop0;
+    }
+    return 0;
+}
+
+/* Video tasks per (rendition, segment) under the task profile
+ * "<ladder>.<rendition>", all on one segment plan (the first rendition's),
+ * and each rendition in the audio groups. The video params carry "ladder"
+ * and "rendition" (its index) for the package step (orch_apply.c). */
+static int plan_renditions(plan_ctx *p, const char *ladder, PGresult *r, json_t *configs,
+                           json_t *groups)
+{
+    seg_plan sp = { 0 };
+    int rc = plan_segments(p, json_array_get(configs, 0), &sp);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        char profile[160];
+        json_t *config = json_array_get(configs, (size_t)i);
+        snprintf(profile, sizeof profile, "%s.%s", ladder, PQgetvalue(r, i, 0));
+        json_t *extra = json_pack("{s:s, s:i}", "ladder", ladder, "rendition", i);
+        rc = emit_video(p, profile, config, &sp, extra);
+        json_decref(extra);
+        if (rc == 0)
+            rc = add_audio_group(p, groups, profile, config);
+    }
+    free(sp.segs);
+    return rc;
+}
+
+static int plan_ladder(plan_ctx *p, const char *ladder, json_t *config, json_t *groups)
+{
+    const char *packaging = json_string_value(json_object_get(config, "packaging"));
+    if (!packaging || strcmp(packaging, "hls") != 0)
+        return fail_plan(p, "WE-JOB-024", "DASH packaging is not implemented yet; use an HLS"
+                                          " ladder (\"packaging\": \"hls\")") == 0
+                   ? 1
+                   : -1;
+    PGresult *r = ladder_renditions(p, ladder);
+    if (!r)
+        return WE_EIO;
+    json_t *configs = json_array();
+    int rc = PQntuples(r) == 0 ? (fail_plan(p, "WE-JOB-020", "the ladder has no renditions") == 0
+                                      ? 1
+                                      : -1)
+                               : load_renditions(p, ladder, r, configs);
+    if (rc == 0)
+        rc = plan_renditions(p, ladder, r, configs, groups);
+    json_decref(configs);
+    PQclear(r);
+    return rc;
+}
+
 static int plan_all(plan_ctx *p, PGresult *r)
 {
     int rc = 0;
     json_t *groups = json_object();
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         json_t *config = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+        const char *id = PQgetvalue(r, i, 0);
         p->input = PQgetvalue(r, i, 2);
-        if (we_profile_is_ladder(config)) {
-            rc = fail_plan(p, "WE-JOB-024", "packaging profiles (HLS/DASH ladders) are not "
-                                            "implemented yet");
+        if (we_profile_is_ladder(config))
+            rc = plan_ladder(p, id, config, groups);
+        else {
+            rc = plan_profile_video(p, id, config);
             if (rc == 0)
-                rc = 1; /* planned nothing: the job failed */
+                rc = add_audio_group(p, groups, id, config);
         }
-        if (rc == 0)
-            rc = plan_profile_video(p, PQgetvalue(r, i, 0), config);
-        if (rc == 0)
-            rc = add_audio_group(p, groups, PQgetvalue(r, i, 0), config);
         json_decref(config);
     }
     if (rc == 0)

@@ -6,7 +6,9 @@
  * kernel decided it may be read); http(s):// goes to FFmpeg as it is.
  * Outputs are keys, resolved with create_parent so the encoder can write
  * in place. Each task type is a row of the handler table: probe, video and
- * audio (the same transcode), stitch.
+ * audio (the same transcode), stitch, package (a ladder's renditions to HLS
+ * under output_prefix: the master playlist's key is the result, with the
+ * size and sha256 storage.checksum gives).
  *
  * Errors keep the plugin's words: its we_code and retryable flag go into
  * the failed event unchanged (WE-JOB-010 corrupt input, not retryable;
@@ -224,14 +226,80 @@ static int do_stitch(run *r, json_t **result)
     return rc;
 }
 
+/* package: each rendition key to its local path (with its name), and the
+ * output directory through the master playlist's key (create_parent). */
+static int package_inputs(run *r, json_t **inputs, json_t **names)
+{
+    size_t i;
+    json_t *rd;
+    *inputs = json_array();
+    *names = json_array();
+    json_array_foreach(given(r, "renditions"), i, rd)
+    {
+        char *path = NULL;
+        int rc = local_path(r, json_string_value(json_object_get(rd, "key")), false, &path);
+        if (rc != 0)
+            return rc;
+        json_array_append_new(*inputs, json_string(path));
+        json_array_append(*names, json_object_get(rd, "name"));
+        free(path);
+    }
+    return 0;
+}
+
+/* The directory of a local path (cut at its last '/'), in place. */
+static void cut_to_dir(char *path)
+{
+    char *slash = strrchr(path, '/');
+    if (slash && slash != path)
+        *slash = '\0';
+}
+
+static json_t *package_params(const run *r, json_t *inputs, json_t *names, const char *dir)
+{
+    json_t *p = json_pack("{s:O, s:O, s:s, s:b}", "inputs", inputs, "names", names, "output_dir",
+                          dir, "audio", json_is_true(given(r, "audio")));
+    if (p && given(r, "hls_time"))
+        json_object_set(p, "hls_time", given(r, "hls_time"));
+    if (p && given(r, "segment_type"))
+        json_object_set(p, "segment_type", given(r, "segment_type"));
+    return p;
+}
+
+static int do_package(run *r, json_t **result)
+{
+    json_t *inputs = NULL, *names = NULL, *res = NULL, *sum = NULL;
+    char *dir = NULL, key[1024];
+    snprintf(key, sizeof key, "%smaster.m3u8", param(r, "output_prefix"));
+    int rc = package_inputs(r, &inputs, &names);
+    if (rc == 0)
+        rc = local_path(r, key, true, &dir);
+    if (rc == 0) {
+        cut_to_dir(dir);
+        rc = call(r, r->enc, "encoder.package", package_params(r, inputs, names, dir), ENCODER_MS,
+                  &res);
+    }
+    if (rc == 0)
+        rc = call(r, r->sto, "storage.checksum", json_pack("{s:s}", "key", key), CHECKSUM_MS, &sum);
+    if (rc == 0)
+        *result =
+            json_pack("{s:s, s:o, s:o, s:o}", "output_key", key, "size_bytes",
+                      field_or_zero(sum, "size_bytes"), "sha256", field_or_zero(sum, "sha256"),
+                      "variants", field_or_zero(res, "variants"));
+    json_decref(inputs);
+    json_decref(names);
+    json_decref(res);
+    json_decref(sum);
+    free(dir);
+    return rc;
+}
+
 static const struct {
     wk_task_type type;
     int (*run)(run *r, json_t **result);
 } handlers[] = {
-    {WK_TASK_PROBE, do_probe},
-    {WK_TASK_VIDEO, do_transcode},
-    {WK_TASK_AUDIO, do_transcode},
-    {WK_TASK_STITCH, do_stitch},
+    {WK_TASK_PROBE, do_probe},   {WK_TASK_VIDEO, do_transcode}, {WK_TASK_AUDIO, do_transcode},
+    {WK_TASK_STITCH, do_stitch}, {WK_TASK_PACKAGE, do_package},
 };
 
 /* ---- the task ----------------------------------------------------------------------- */

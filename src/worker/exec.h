@@ -1,8 +1,8 @@
 /*
  * Running one task through the hosted plugins: storage keys become local
  * paths (storage.local_path), the encoder does the work (encoder.probe,
- * encoder.transcode, encoder.stitch), a stitched output gets its checksum
- * (storage.checksum). Knows nothing of NATS; runs on the task's thread.
+ * encoder.transcode, encoder.stitch, encoder.package), a stitched output
+ * and a master playlist get their checksum (storage.checksum). Knows nothing of NATS; runs on the task's thread.
  */
 #ifndef WK_EXEC_H
 #define WK_EXEC_H

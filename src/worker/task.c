@@ -22,11 +22,12 @@
 
 /* ---- params shapes ------------------------------------------------------------ */
 
-typedef enum field_kind { F_STR, F_STRS, F_STRS1, F_NUM, F_BOOL } field_kind;
+typedef enum field_kind { F_STR, F_STRS, F_STRS1, F_NUM, F_BOOL, F_RENDS } field_kind;
 
 typedef struct field_spec {
     const char *name;
-    field_kind kind; /* F_STRS1: a non-empty array of strings */
+    field_kind kind; /* F_STRS1: a non-empty array of strings; F_RENDS: 1 to 16
+                        objects each with a "name" and a "key" string */
     bool required;   /* optional fields may also be null */
 } field_spec;
 
@@ -39,16 +40,19 @@ static const field_spec stitch_fields[] = {
     {"segment_keys", F_STRS1, true}, {"audio_key", F_STR, false}, {"output_key", F_STR, true},
     {"faststart", F_BOOL, false},    {NULL, F_STR, false},
 };
+static const field_spec package_fields[] = {
+    {"renditions", F_RENDS, true},  {"output_prefix", F_STR, true}, {"hls_time", F_NUM, false},
+    {"segment_type", F_STR, false}, {"audio", F_BOOL, false},       {NULL, F_STR, false},
+};
 
 static const struct {
     const char *name;
     wk_task_type type;
     const field_spec *fields;
 } types[] = {
-    {"probe", WK_TASK_PROBE, probe_fields},
-    {"video", WK_TASK_VIDEO, transcode_fields},
-    {"audio", WK_TASK_AUDIO, transcode_fields},
-    {"stitch", WK_TASK_STITCH, stitch_fields},
+    {"probe", WK_TASK_PROBE, probe_fields},       {"video", WK_TASK_VIDEO, transcode_fields},
+    {"audio", WK_TASK_AUDIO, transcode_fields},   {"stitch", WK_TASK_STITCH, stitch_fields},
+    {"package", WK_TASK_PACKAGE, package_fields},
 };
 #define N_TYPES (sizeof types / sizeof types[0])
 
@@ -68,6 +72,21 @@ static bool good_strings(json_t *v, bool nonempty)
     return true;
 }
 
+static bool good_renditions(json_t *v)
+{
+    size_t i;
+    json_t *r;
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 16)
+        return false;
+    json_array_foreach(v, i, r)
+    {
+        if (!json_is_object(r) || !good_string(json_object_get(r, "name")) ||
+            !good_string(json_object_get(r, "key")))
+            return false;
+    }
+    return true;
+}
+
 static bool field_ok(const field_spec *f, json_t *v)
 {
     if (!v || json_is_null(v))
@@ -82,15 +101,20 @@ static bool field_ok(const field_spec *f, json_t *v)
         return json_is_number(v) && json_number_value(v) >= 0;
     case F_BOOL:
         return json_is_boolean(v);
+    case F_RENDS:
+        return good_renditions(v);
     }
     return false;
 }
 
 static const char *kind_text(field_kind k)
 {
-    static const char *const text[] = {"a non-empty string", "an array of strings",
-                                       "a non-empty array of strings", "a number >= 0",
-                                       "a boolean"};
+    static const char *const text[] = {"a non-empty string",
+                                       "an array of strings",
+                                       "a non-empty array of strings",
+                                       "a number >= 0",
+                                       "a boolean",
+                                       "1 to 16 objects with a \"name\" and a \"key\" string"};
     return text[k];
 }
 

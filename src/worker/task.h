@@ -22,6 +22,7 @@ typedef enum wk_task_type {
     WK_TASK_VIDEO,
     WK_TASK_AUDIO,
     WK_TASK_STITCH,
+    WK_TASK_PACKAGE,
 } wk_task_type;
 
 #define WK_TASK_LEASE_S 60 /* lease_s when the message has none */

@@ -5,7 +5,8 @@
  * out_time_ms, N/A values, monotonic capped percent, end), the stderr tail
  * ring, the exit classifier on real FFmpeg 5.1 messages, argument checks,
  * argv building (with stitch's second input), durations, path resolution,
- * and encoder.stitch's concat list (FFmpeg's quoting; line breaks refused).
+ * encoder.stitch's concat list (FFmpeg's quoting; line breaks refused), and
+ * encoder.package's HLS options (var_stream_map, argv with n inputs).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include "../../plugins/encoder-ffmpeg/caps.c"
 #include "../../plugins/encoder-ffmpeg/classify.c"
 #include "../../plugins/encoder-ffmpeg/concat.c"
+#include "../../plugins/encoder-ffmpeg/hls.c"
 #include "../../plugins/encoder-ffmpeg/progress.c"
 
 #include <signal.h>
@@ -414,6 +416,91 @@ static void test_argv_build_input2(void **state)
     json_decref(args);
 }
 
+/* encoder.package: every rendition an input, one audio group shared. */
+static void test_hls_stream_map(void **state)
+{
+    const char *names[] = {"720p-h264", "480p-h264", "360p"};
+    enc_hls h = {.names = names, .n = 2, .audio = true, .hls_time = 6, .dir = "/o/L"};
+    char *map = enc_hls_stream_map(&h);
+    assert_string_equal(map, "v:0,agroup:aud,name:720p-h264 v:1,agroup:aud,name:480p-h264 "
+                             "a:0,agroup:aud,name:audio");
+    free(map);
+    h.audio = false;
+    h.n = 3;
+    map = enc_hls_stream_map(&h);
+    assert_string_equal(map, "v:0,name:720p-h264 v:1,name:480p-h264 v:2,name:360p");
+    free(map);
+    h.n = 1;
+    map = enc_hls_stream_map(&h);
+    assert_string_equal(map, "v:0,name:720p-h264");
+    free(map);
+}
+
+static void test_hls_names(void **state)
+{
+    char why[128];
+    assert_int_equal(enc_hls_name_check("720p-h264", true, why, sizeof why), 0);
+    assert_int_equal(enc_hls_name_check("a.b_c", false, why, sizeof why), 0);
+    assert_int_equal(enc_hls_name_check("audio", false, why, sizeof why), 0);
+    assert_int_equal(enc_hls_name_check("audio", true, why, sizeof why), -1);
+    assert_non_null(strstr(why, "audio rendition"));
+    const char *bad[] = {"", "a b", "a,b", "a:b", "a/b", "%v", ".", "..", NULL};
+    for (size_t i = 0; bad[i]; i++)
+        assert_int_equal(enc_hls_name_check(bad[i], false, why, sizeof why), -1);
+    char longname[66];
+    memset(longname, 'x', 65);
+    longname[65] = '\0';
+    assert_int_equal(enc_hls_name_check(longname, false, why, sizeof why), -1);
+    longname[64] = '\0';
+    assert_int_equal(enc_hls_name_check(longname, false, why, sizeof why), 0);
+}
+
+static void test_hls_argv(void **state)
+{
+    const char *names[] = {"hi", "lo"};
+    enc_hls h = {.names = names, .n = 2, .audio = true, .hls_time = 6, .dir = "/o/L"};
+    json_t *args = enc_hls_args(&h), *more = strings("/s/lo.mp4", NULL);
+    char *out = enc_hls_output(&h), *master = enc_hls_master(&h);
+    assert_string_equal(out, "/o/L/%v/index.m3u8");
+    assert_string_equal(master, "/o/L/master.m3u8");
+    enc_job j = {.ffmpeg = "/usr/bin/ffmpeg",
+                 .input = "/s/hi.mp4",
+                 .inputs = more,
+                 .output = out,
+                 .result = master,
+                 .args = args,
+                 .overwrite = true};
+    char **argv = enc_argv_build(&j);
+    const char *want[] = {"-y", "-i", "/s/hi.mp4", "-i", "/s/lo.mp4", "-map", "0:v", "-map", "1:v",
+                          "-map", "0:a", "-c", "copy", "-f", "hls", "-hls_time", "6",
+                          "-hls_playlist_type", "vod", "-hls_segment_filename",
+                          "/o/L/%v/seg_%05d.ts", "-master_pl_name", "master.m3u8",
+                          "-var_stream_map",
+                          "v:0,agroup:aud,name:hi v:1,agroup:aud,name:lo a:0,agroup:aud,name:audio",
+                          "/o/L/%v/index.m3u8", NULL};
+    for (size_t i = 0; want[i]; i++)
+        assert_string_equal(argv[10 + i], want[i]);
+    assert_null(argv[10 + sizeof want / sizeof *want - 1]);
+    free(argv);
+    json_decref(args);
+
+    h.fmp4 = true; /* fMP4 segments, no audio, fractional target */
+    h.audio = false;
+    h.hls_time = 2.5;
+    args = enc_hls_args(&h);
+    const char *want2[] = {"-map", "0:v", "-map", "1:v", "-c", "copy", "-f", "hls", "-hls_time",
+                           "2.5", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
+                           "-hls_segment_filename", "/o/L/%v/seg_%05d.m4s", "-master_pl_name",
+                           "master.m3u8", "-var_stream_map", "v:0,name:hi v:1,name:lo", NULL};
+    assert_int_equal(json_array_size(args), sizeof want2 / sizeof *want2 - 1);
+    for (size_t i = 0; want2[i]; i++)
+        assert_string_equal(json_string_value(json_array_get(args, i)), want2[i]);
+    json_decref(args);
+    json_decref(more);
+    free(out);
+    free(master);
+}
+
 static void expect_quote(const char *path, const char *want)
 {
     char *q = enc_concat_quote(path);
@@ -517,10 +604,10 @@ static void test_resolve(void **state)
     struct {
         const char *dir, *path, *want;
     } cases[] = {
-        {"/work", "a/b.mp4", "/work/a/b.mp4"},
-        {"/work/", "b.mp4", "/work/b.mp4"},
+        {"/srv", "a/b.mp4", "/srv/a/b.mp4"},
+        {"/srv/", "b.mp4", "/srv/b.mp4"},
         {"/work", "/abs/b.mp4", "/abs/b.mp4"},
-        {"/work", "file:b.mp4", "/work/b.mp4"},
+        {"/srv", "file:b.mp4", "/srv/b.mp4"},
         {"/work", "file:///abs/b.mp4", "/abs/b.mp4"},
         {"/work", "https://h/b.mp4", "https://h/b.mp4"},
         {"/work", "concat:a.ts|b.ts", "concat:a.ts|b.ts"},
@@ -588,6 +675,9 @@ int main(void)
         cmocka_unit_test(test_classify_signals),
         cmocka_unit_test(test_argv_build),
         cmocka_unit_test(test_argv_build_input2),
+        cmocka_unit_test(test_hls_stream_map),
+        cmocka_unit_test(test_hls_names),
+        cmocka_unit_test(test_hls_argv),
         cmocka_unit_test(test_concat_quote),
         cmocka_unit_test(test_concat_list),
         cmocka_unit_test(test_args_check),

@@ -148,6 +148,42 @@ static void test_params(void **state)
                   "a boolean");
 }
 
+/* package: a ladder's renditions to HLS (the kernel's maybe_package shape) */
+static void test_params_package(void **state)
+{
+    expect_params(
+        "package",
+        "{\"renditions\":[{\"name\":\"720p-h264\",\"key\":\"jobs/J/L.720p-h264/output.mp4\","
+        "\"bandwidth\":900000},{\"name\":\"480p-h264\",\"key\":\"k2\"}],"
+        "\"output_prefix\":\"jobs/J/L/\",\"hls_time\":6,\"segment_type\":\"mpegts\","
+        "\"audio\":true}",
+        NULL);
+    expect_params("package",
+                  "{\"renditions\":[{\"name\":\"a\",\"key\":\"k\"}],"
+                  "\"output_prefix\":\"p/\",\"hls_time\":null,\"audio\":null}",
+                  NULL);
+    expect_params("package", "{\"output_prefix\":\"p/\"}", "params.renditions must be 1 to 16");
+    expect_params("package", "{\"renditions\":[],\"output_prefix\":\"p/\"}", "params.renditions");
+    expect_params("package", "{\"renditions\":[{\"name\":\"a\"}],\"output_prefix\":\"p/\"}",
+                  "params.renditions");
+    expect_params("package",
+                  "{\"renditions\":[{\"name\":\"a\",\"key\":\"\"}],"
+                  "\"output_prefix\":\"p/\"}",
+                  "params.renditions");
+    expect_params("package", "{\"renditions\":[\"k\"],\"output_prefix\":\"p/\"}",
+                  "params.renditions");
+    expect_params("package", "{\"renditions\":[{\"name\":\"a\",\"key\":\"k\"}]}",
+                  "params.output_prefix");
+    expect_params("package",
+                  "{\"renditions\":[{\"name\":\"a\",\"key\":\"k\"}],"
+                  "\"output_prefix\":\"p/\",\"hls_time\":-6}",
+                  "params.hls_time");
+    expect_params("package",
+                  "{\"renditions\":[{\"name\":\"a\",\"key\":\"k\"}],"
+                  "\"output_prefix\":\"p/\",\"audio\":\"yes\"}",
+                  "params.audio must be a boolean");
+}
+
 static wk_task sample(void)
 {
     wk_task t;
@@ -259,7 +295,7 @@ int main(void)
         cmocka_unit_test(test_envelope_good), cmocka_unit_test(test_envelope_garbage),
         cmocka_unit_test(test_params),        cmocka_unit_test(test_events),
         cmocka_unit_test(test_progress),      cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_utf8),          cmocka_unit_test(test_params_package),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,7 +99,7 @@ static int ensure_consumer(jsCtx *js, const char *durable, const char *filter, i
     return 0;
 }
 
-int kn_streams_ensure(jsCtx *js, int replicas, we_err *err)
+int kn_streams_ensure(jsCtx *js, int replicas, long ack_wait_s, long max_deliver, we_err *err)
 {
     for (const kn_stream_def *d = kn_streams; d->name; d++) {
         int rc = ensure_one(js, d, replicas, err);
@@ -110,7 +110,7 @@ int kn_streams_ensure(jsCtx *js, int replicas, we_err *err)
     for (const char *const *c = dispatch_caps; *c; c++) {
         snprintf(durable, sizeof durable, "dispatch-%s", *c);
         snprintf(filter, sizeof filter, "jobs.dispatch.%s", *c);
-        int rc = ensure_consumer(js, durable, filter, 60, 20, replicas, err);
+        int rc = ensure_consumer(js, durable, filter, ack_wait_s, max_deliver, replicas, err);
         if (rc != 0)
             return rc;
     }
@@ -141,7 +141,9 @@ static void ensure_streams_retry(kn_bus *b, we_nats *n)
 {
     for (int attempt = 0; !we_stopping(); attempt++) {
         we_err err;
-        if (kn_streams_ensure(n->js, (int)b->kn->cfg.stream_replicas, &err) == 0) {
+        const kn_config *c = &b->kn->cfg;
+        if (kn_streams_ensure(n->js, (int)c->stream_replicas, c->dispatch_ack_wait_s,
+                              c->dispatch_max_deliver, &err) == 0) {
             we_info("JetStream streams ready", WE_I("replicas", b->kn->cfg.stream_replicas));
             return;
         }

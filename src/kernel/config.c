@@ -38,6 +38,10 @@ int kn_config_load(kn_config *cfg, we_err *err)
         rc = we_cfg_int("SEGMENT_MAX_S", 120, 1, 3600, &cfg->segment_max_s, err);
     if (!rc)
         rc = we_cfg_int("TASK_LEASE_S", 60, 2, 86400, &cfg->task_lease_s, err);
+    if (!rc)
+        rc = we_cfg_int("DISPATCH_ACK_WAIT_S", 60, 1, 3600, &cfg->dispatch_ack_wait_s, err);
+    if (!rc)
+        rc = we_cfg_int("DISPATCH_MAX_DELIVER", 20, 1, 1000, &cfg->dispatch_max_deliver, err);
     if (!rc && !(cfg->segment_min_s <= cfg->segment_target_s &&
                  cfg->segment_target_s <= cfg->segment_max_s))
         rc = we_err_set(err, WE_EINVAL, "SEGMENT_MIN_S <= SEGMENT_TARGET_S <= SEGMENT_MAX_S "

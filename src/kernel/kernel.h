@@ -31,6 +31,8 @@ typedef struct kn_config {
     long segment_min_s;
     long segment_max_s;
     long task_lease_s; /* a running task without news for this long is re-queued */
+    long dispatch_ack_wait_s;  /* dispatch-<cap> consumers: redelivery after this */
+    long dispatch_max_deliver; /* and at most this many deliveries (then: advisory) */
     int log_level;
 } kn_config;
 

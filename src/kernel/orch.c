@@ -412,29 +412,93 @@ static void handle_progress(kn_orch *o, natsMsg *m)
     json_decref(d);
 }
 
+/* A dispatch message delivered DISPATCH_MAX_DELIVER times without an ack
+ * (a task that kills or wedges every worker that takes it): JetStream stops
+ * redelivering and announces it; the task fails for good, and the message
+ * leaves the work queue (WorkQueue streams keep unacked messages). */
+static void handle_max_deliveries(kn_orch *o, natsMsg *adv)
+{
+    json_t *d = json_loadb(natsMsg_GetData(adv), (size_t)natsMsg_GetDataLength(adv), 0, NULL);
+    const char *consumer = json_string_value(json_object_get(d, "consumer"));
+    json_int_t seq = json_integer_value(json_object_get(d, "stream_seq"));
+    json_int_t n = json_integer_value(json_object_get(d, "deliveries"));
+    we_nats *nats = kn_nats_get(o->kn);
+    natsMsg *m = NULL;
+    if (!consumer || strncmp(consumer, "dispatch-", 9) != 0 || seq <= 0 || !nats ||
+        js_GetMsg(&m, nats->js, "WEBENCODE_WORK", (uint64_t)seq, NULL, NULL) != NATS_OK) {
+        json_decref(d);
+        return;
+    }
+    kn_event ev;
+    we_err err;
+    char msg[160];
+    snprintf(msg, sizeof msg, "the task was delivered %lld times without a result", (long long)n);
+    json_t *body = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+    json_int_t attempt = json_integer_value(json_object_get(body, "attempt"));
+    memset(&ev, 0, sizeof ev);
+    ev.task_id = json_string_value(json_object_get(body, "task_id"));
+    ev.job_id = json_string_value(json_object_get(body, "job_id"));
+    ev.attempt = (int)attempt;
+    ev.event = "max_deliveries";
+    ev.err_code = "WE-WRK-003";
+    ev.err_msg = msg;
+    bool cancel = false;
+    if (ev.task_id && ev.job_id) {
+        we_error("dispatch message exhausted its deliveries", WE_S("task_id", ev.task_id),
+                 WE_S("job_id", ev.job_id), WE_I("deliveries", n), WE_S("consumer", consumer));
+        if (kn_event_apply(o->kn, &ev, &cancel, &err) == 0 && cancel)
+            kn_publish_cancel(o->kn, ev.job_id);
+    }
+    js_DeleteMsg(nats->js, "WEBENCODE_WORK", (uint64_t)seq, NULL, NULL);
+    json_decref(body);
+    natsMsg_Destroy(m);
+    json_decref(d);
+}
+
+static void progress_loop(kn_orch *o, natsSubscription *sub, natsSubscription *adv)
+{
+    natsMsg *m = NULL;
+    if (natsSubscription_NextMsg(&m, sub, 200) == NATS_OK) {
+        handle_progress(o, m);
+        natsMsg_Destroy(m);
+    }
+    if (natsSubscription_NextMsg(&m, adv, 0) == NATS_OK) {
+        handle_max_deliveries(o, m);
+        natsMsg_Destroy(m);
+    }
+}
+
+static void unsubscribe(natsSubscription *s)
+{
+    if (s) {
+        natsSubscription_Unsubscribe(s);
+        natsSubscription_Destroy(s);
+    }
+}
+
 static void *progress_main(void *arg)
 {
     kn_orch *o = arg;
-    natsSubscription *sub = NULL;
+    natsSubscription *sub = NULL, *adv = NULL;
     while (!we_stopping()) {
         we_nats *n = kn_nats_get(o->kn);
         if (!sub && n &&
-            natsConnection_QueueSubscribeSync(&sub, n->nc, "jobs.progress.*", "kernels") != NATS_OK)
+            (natsConnection_QueueSubscribeSync(&sub, n->nc, "jobs.progress.*", "kernels") !=
+                 NATS_OK ||
+             natsConnection_QueueSubscribeSync(
+                 &adv, n->nc, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WEBENCODE_WORK.*",
+                 "kernels") != NATS_OK)) {
+            unsubscribe(sub);
             sub = NULL;
-        if (!sub) {
+        }
+        if (!sub || !adv) {
             we_sleep_ms_or_stop(500);
             continue;
         }
-        natsMsg *m = NULL;
-        if (natsSubscription_NextMsg(&m, sub, 250) == NATS_OK) {
-            handle_progress(o, m);
-            natsMsg_Destroy(m);
-        }
+        progress_loop(o, sub, adv);
     }
-    if (sub) {
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-    }
+    unsubscribe(sub);
+    unsubscribe(adv);
     return NULL;
 }
 

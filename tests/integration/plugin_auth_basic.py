@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ["WE_SRC"], "tests/lib"))
-from plugin_rpc import Plugin, RpcError  # noqa: E402
+from plugin_rpc import Plugin, RpcError, check, eq, fails  # noqa: E402
 
 EXE, HDIR, PGCTL = sys.argv[1], sys.argv[2], sys.argv[3]
 PLAIN_URL = os.environ["DATABASE_URL"]
@@ -35,31 +35,11 @@ def log(msg):
     print(f"[plugin_auth_basic] {msg}", flush=True)
 
 
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def eq(expected, actual, what):
-    check(expected == actual, f"{what}: expected {expected!r}, got {actual!r}")
-
-
 def start(config=None, handshake=True):
     p = Plugin(EXE, config=config if config is not None else {"database_url": URL},
                handshake=handshake, plugin_id="auth-basic")
     plugins.append(p)
     return p
-
-
-def fails(p, method, params, we_code=None, code=-32000):
-    try:
-        r = p.call(method, params)
-    except RpcError as e:
-        eq(code, e.code, f"{method} error code ({e.message})")
-        if we_code:
-            eq(we_code, e.data.get("we_code"), f"{method} we_code ({e.message})")
-        return e
-    raise AssertionError(f"{method} succeeded: {r!r}")
 
 
 def psql(sql):

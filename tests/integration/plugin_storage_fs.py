@@ -15,7 +15,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.environ["WE_SRC"], "tests/lib"))
-from plugin_rpc import Plugin, RpcError  # noqa: E402
+from plugin_rpc import Plugin, RpcError, check, eq, fails  # noqa: E402
 
 EXE, HDIR = sys.argv[1], sys.argv[2]
 ROOT = os.path.join(HDIR, "root")
@@ -29,31 +29,11 @@ def log(msg):
     print(f"[plugin_storage_fs] {msg}", flush=True)
 
 
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def eq(expected, actual, what):
-    check(expected == actual, f"{what}: expected {expected!r}, got {actual!r}")
-
-
 def start(config, env=None, cwd=None, handshake=True):
     p = Plugin(EXE, config=config, env=env, cwd=cwd, handshake=handshake,
                plugin_id="storage-fs")
     plugins.append(p)
     return p
-
-
-def fails(p, method, params, we_code=None, code=-32000):
-    try:
-        r = p.call(method, params)
-    except RpcError as e:
-        eq(code, e.code, f"{method} {params!r} error code ({e.message})")
-        if we_code:
-            eq(we_code, e.data.get("we_code"), f"{method} {params!r} we_code ({e.message})")
-        return e
-    raise AssertionError(f"{method} {params!r} succeeded: {r!r}")
 
 
 def sha(data):

@@ -142,3 +142,26 @@ class Plugin:
             self.proc.kill()
             self.proc.wait()
             raise
+
+
+# --- assertions shared by the plugin tests -----------------------------------
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def eq(expected, actual, what):
+    check(expected == actual, f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def fails(p, method, params, we_code=None, code=-32000):
+    """Calls method and asserts it fails with code (and we_code); returns the error."""
+    try:
+        r = p.call(method, params)
+    except RpcError as e:
+        eq(code, e.code, f"{method} {params!r} error code ({e.message})")
+        if we_code:
+            eq(we_code, e.data.get("we_code"), f"{method} {params!r} we_code ({e.message})")
+        return e
+    raise AssertionError(f"{method} {params!r} succeeded: {r!r}")

@@ -10,6 +10,8 @@ enum MHD_Result kn_api_health(kn_req *r);
 enum MHD_Result kn_api_system_health(kn_req *r);
 enum MHD_Result kn_api_workers_list(kn_req *r);
 enum MHD_Result kn_api_workers_get(kn_req *r);
+enum MHD_Result kn_api_workers_drain(kn_req *r);
+enum MHD_Result kn_api_workers_undrain(kn_req *r);
 enum MHD_Result kn_api_metrics(kn_req *r);
 enum MHD_Result kn_api_plugins_list(kn_req *r);
 enum MHD_Result kn_api_plugins_get(kn_req *r);

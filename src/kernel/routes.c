@@ -9,6 +9,8 @@ const kn_route kn_routes[] = {
     { "GET", "/v1/system/health", kn_api_system_health },
     { "GET", "/v1/workers", kn_api_workers_list },
     { "GET", "/v1/workers/{id}", kn_api_workers_get },
+    { "POST", "/v1/workers/{id}/drain", kn_api_workers_drain },
+    { "POST", "/v1/workers/{id}/undrain", kn_api_workers_undrain },
     { "GET", "/v1/plugins", kn_api_plugins_list },
     { "POST", "/v1/plugins", kn_api_plugins_register },
     { "GET", "/v1/plugins/{id}", kn_api_plugins_get },

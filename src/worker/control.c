@@ -4,10 +4,11 @@
  * the immutable parts and atomics of wk_worker and publish (the connection is
  * thread-safe), and it must never take the process down: every malformed or
  * unknown message is logged at warn and dropped. Actions dispatch through a
- * table so drain/undrain/cancel can be added as rows.
+ * table: ping (reply with a heartbeat), drain and undrain.
  */
 #include "control.h"
 #include "we_log.h"
+#include "we_util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -39,11 +40,40 @@ static void on_ping(wk_worker *w, natsMsg *msg)
         we_warn("ping reply failed", WE_ERR(err.msg), WE_S("worker_id", w->cfg.id));
 }
 
+/* Drain: take no new tasks, finish the running ones. The new state goes out
+ * at once on the heartbeat subject (the registry) and as the reply. */
+static void set_draining(wk_worker *w, natsMsg *msg, bool draining)
+{
+    we_err err;
+    if (!draining && we_stopping())
+        draining = true; /* shutting down: stays draining */
+    bool was = atomic_exchange(&w->draining, draining);
+    if (was != draining)
+        we_info(draining ? "worker draining: no new tasks" : "worker undrained: taking tasks",
+                WE_S("worker_id", w->cfg.id), WE_I("running", atomic_load(&w->running)));
+    if (wk_worker_publish(w, NULL, "online", &err) != 0)
+        we_warn("heartbeat after drain change failed", WE_ERR(err.msg));
+    if (natsMsg_GetReply(msg) && wk_worker_publish(w, natsMsg_GetReply(msg), "online", &err) != 0)
+        we_warn("drain reply failed", WE_ERR(err.msg), WE_S("worker_id", w->cfg.id));
+}
+
+static void on_drain(wk_worker *w, natsMsg *msg)
+{
+    set_draining(w, msg, true);
+}
+
+static void on_undrain(wk_worker *w, natsMsg *msg)
+{
+    set_draining(w, msg, false);
+}
+
 static const struct {
     const char *action;
     void (*handle)(wk_worker *w, natsMsg *msg);
 } handlers[] = {
     { "ping", on_ping },
+    { "drain", on_drain },
+    { "undrain", on_undrain },
 };
 
 static int find_handler(const char *action)

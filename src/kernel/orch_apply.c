@@ -11,6 +11,7 @@
  */
 #include "api_jobs.h"
 #include "orch_int.h"
+#include "we_manifest.h"
 #include "we_log.h"
 #include "we_util.h"
 
@@ -236,21 +237,26 @@ static int record_output(apply_ctx *a, const char *kind)
 {
     const char *key = json_string_value(json_object_get(a->ev->result, "output_key"));
     const char *sha = json_string_value(json_object_get(a->ev->result, "sha256"));
+    /* the storage plugin the worker wrote through: outputs are read back,
+     * presigned and deleted through the same one */
+    const char *sto = json_string_value(json_object_get(a->ev->result, "storage_plugin"));
+    if (!sto || !we_plugin_id_valid(sto))
+        return we_err_set(a->err, WE_EINVAL, "%s result without a valid storage_plugin", kind);
     json_int_t size = json_integer_value(json_object_get(a->ev->result, "size_bytes"));
     char sz[24];
     snprintf(sz, sizeof sz, "%lld", (long long)size);
-    const char *p[] = { a->ev->job_id, a->t.profile, key ? key : "", sz, sha ? sha : "", kind };
+    const char *p[] = { a->ev->job_id, a->t.profile, key ? key : "", sz, sha ? sha : "", kind, sto };
     int rc = we_pg_exec(a->c, "UPDATE jobs SET status = 'uploading' WHERE id = $1::uuid"
                               " AND status IN ('processing', 'stitching')",
                         1, p, NULL, a->err);
     if (rc == 0)
         rc = we_pg_exec(a->c, "INSERT INTO job_outputs (job_id, profile, kind, storage_plugin,"
                               " storage_key, size_bytes, checksum_sha256, content_type)"
-                              " VALUES ($1::uuid, $2, $6, 'storage-fs', $3, $4::bigint, $5,"
+                              " VALUES ($1::uuid, $2, $6, $7, $3, $4::bigint, $5,"
                               " CASE WHEN $3 LIKE '%.m3u8' THEN 'application/vnd.apple.mpegurl'"
                               " WHEN $3 LIKE '%.webm' THEN 'video/webm' ELSE 'video/mp4' END)"
                               " ON CONFLICT (job_id, storage_key) DO NOTHING",
-                        6, p, NULL, a->err);
+                        7, p, NULL, a->err);
     if (rc == 0)
         kn_job_log(a->c, a->ev->job_id, a->ev->task_id, "info", "output stored");
     return rc;

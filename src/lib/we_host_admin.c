@@ -336,6 +336,20 @@ static int wait_all(we_host *h, char **names, size_t n, const uint64_t *seqs, we
     return first;
 }
 
+/* plugins.toml and the plugin directories of PLUGIN_DIR; nothing is kept
+ * on failure. */
+static int read_dir(we_host *h, json_t **ptoml, char ***names, size_t *n, we_err *err)
+{
+    int rc = ptoml_load(h, ptoml, err);
+    if (rc == 0)
+        rc = scan(h, names, n, err);
+    if (rc != 0) {
+        json_decref(*ptoml);
+        *ptoml = NULL;
+    }
+    return rc;
+}
+
 int we_host_start(we_host *h, we_err *err)
 {
     if (h->started)
@@ -343,13 +357,9 @@ int we_host_start(we_host *h, we_err *err)
     json_t *ptoml = NULL;
     char **names = NULL;
     size_t n = 0;
-    int rc = ptoml_load(h, &ptoml, err);
-    if (rc == 0)
-        rc = scan(h, &names, &n, err);
-    if (rc != 0) {
-        json_decref(ptoml);
+    int rc = read_dir(h, &ptoml, &names, &n, err);
+    if (rc != 0)
         return rc;
-    }
     uint64_t *seqs = calloc(n ? n : 1, sizeof *seqs);
     WE_ASSERT(seqs != NULL);
     discover_all(h, names, n, ptoml, seqs);
@@ -424,13 +434,9 @@ static int reload_all(we_host *h, we_err *err)
     json_t *ptoml = NULL;
     char **names = NULL;
     size_t n = 0;
-    int rc = ptoml_load(h, &ptoml, err);
-    if (rc == 0)
-        rc = scan(h, &names, &n, err);
-    if (rc != 0) {
-        json_decref(ptoml);
+    int rc = read_dir(h, &ptoml, &names, &n, err);
+    if (rc != 0)
         return rc;
-    }
     pthread_mutex_lock(&h->mu);
     size_t known = h->n_plugins;
     we__plugin **ps = calloc(known ? known : 1, sizeof *ps);

@@ -215,9 +215,9 @@ static int do_stitch(run *r, json_t **result)
         rc = call(r, r->sto, "storage.checksum", json_pack("{s:s}", "key", key), CHECKSUM_MS, &sum);
     if (rc == 0)
         *result = json_pack(
-            "{s:s, s:o, s:o, s:o, s:o}", "output_key", key, "size_bytes",
-            field_or_zero(sum, "size_bytes"), "sha256", field_or_zero(sum, "sha256"), "duration_s",
-            field_or_zero(res, "duration_s"), "frames", field_or_zero(res, "frames"));
+            "{s:s, s:s, s:o, s:o, s:o, s:o}", "output_key", key, "storage_plugin", r->sto,
+            "size_bytes", field_or_zero(sum, "size_bytes"), "sha256", field_or_zero(sum, "sha256"),
+            "duration_s", field_or_zero(res, "duration_s"), "frames", field_or_zero(res, "frames"));
     json_decref(segments);
     json_decref(res);
     json_decref(sum);
@@ -283,9 +283,9 @@ static int do_package(run *r, json_t **result)
         rc = call(r, r->sto, "storage.checksum", json_pack("{s:s}", "key", key), CHECKSUM_MS, &sum);
     if (rc == 0)
         *result =
-            json_pack("{s:s, s:o, s:o, s:o}", "output_key", key, "size_bytes",
-                      field_or_zero(sum, "size_bytes"), "sha256", field_or_zero(sum, "sha256"),
-                      "variants", field_or_zero(res, "variants"));
+            json_pack("{s:s, s:s, s:o, s:o, s:o}", "output_key", key, "storage_plugin", r->sto,
+                      "size_bytes", field_or_zero(sum, "size_bytes"), "sha256",
+                      field_or_zero(sum, "sha256"), "variants", field_or_zero(res, "variants"));
     json_decref(inputs);
     json_decref(names);
     json_decref(res);

@@ -427,8 +427,9 @@ def phase_stitch(bus, w):
     path = os.path.join(STORAGE, out)
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    check(set(r) == {"output_key", "size_bytes", "sha256", "duration_s", "frames"},
+    check(set(r) == {"output_key", "storage_plugin", "size_bytes", "sha256", "duration_s", "frames"},
           "stitch result fields", None, r)
+    check(r["storage_plugin"] == "storage-fs", "stitch names its storage plugin", "storage-fs", r)
     check(r["sha256"] == digest and r["size_bytes"] == os.path.getsize(path), "sha256/size",
           digest, r)
     check(stream_types(path) == ["audio", "video"], "stitched video+audio", None,

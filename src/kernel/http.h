@@ -15,6 +15,23 @@
 
 #define KN_MAX_PARAMS 4
 
+/* Roles, in order: each includes the ones below it. KN_ANON is "no token". */
+typedef enum kn_role { KN_ANON = 0, KN_VIEWER, KN_OPERATOR, KN_ADMIN } kn_role;
+
+/* "viewer", "operator", "admin" (or "anonymous"), and back (-1: unknown). */
+const char *kn_role_name(kn_role role);
+int kn_role_parse(const char *s);
+
+/* Who made a request, once auth.c resolved its token. */
+typedef struct kn_identity {
+    kn_role role;          /* KN_ANON: no (valid) token */
+    char user_id[40];      /* the user's UUID; "" for bootstrap and dev tokens */
+    char name[136];        /* username, "bootstrap" or "dev:<role>" */
+    char via[72];          /* the auth plugin id, "bootstrap" or "dev" */
+    char token_id[40];     /* the API token's id when the plugin names one, else "" */
+    char limit_key[72];    /* what the rate limiter counts (token hash prefix or IP) */
+} kn_identity;
+
 typedef struct kn_req {
     kn_ctx *kn;
     struct MHD_Connection *conn;
@@ -27,6 +44,10 @@ typedef struct kn_req {
     int status; /* the status sent, for the access log */
     int nparams;
     char *params[KN_MAX_PARAMS]; /* {name} captures, heap copies */
+    const struct kn_route *route; /* the matched route, or NULL */
+    kn_identity who;              /* the caller (KN_ANON until auth ran) */
+    char client_ip[48];           /* peer address, or X-Forwarded-For from a trusted proxy */
+    char resource_id[72];         /* set by handlers that create a resource, for the audit */
 } kn_req;
 
 typedef enum MHD_Result (*kn_handler)(kn_req *r);
@@ -35,6 +56,7 @@ typedef struct kn_route {
     const char *method;
     const char *pattern; /* "/v1/workers/{id}": {x} matches one non-empty segment */
     kn_handler fn;
+    kn_role role; /* the least role a caller needs; KN_ANON: no token needed */
 } kn_route;
 
 /* The route table (routes.c), ending with a zeroed entry. */

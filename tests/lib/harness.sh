@@ -25,6 +25,15 @@ export LOG_LEVEL=${LOG_LEVEL:-debug}
 unset WEBENCODE_ENV_FILE
 cd "$H_DIR"   # so no binary picks up a developer's .env
 
+# Every route but /v1/health and /metrics needs a token. Tests act as the
+# bootstrap admin (DESIGN §8): the kernel accepts WEBENCODE_BOOTSTRAP_ADMIN_TOKEN
+# while no admin user exists. Every curl in a test sends it through the
+# .curlrc below (CURL_HOME); `curl -q` skips it, for requests without a token.
+# Python helpers read WE_TOKEN.
+H_TOKEN=boot-$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
+export WEBENCODE_BOOTSTRAP_ADMIN_TOKEN=$H_TOKEN WE_TOKEN=$H_TOKEN CURL_HOME=$H_DIR
+printf 'header = "Authorization: Bearer %s"\n' "$H_TOKEN" >"$H_DIR/.curlrc"
+
 h_log() { printf '[%s] %s\n' "$H_NAME" "$*" >&2; }
 
 h_cleanup() {

@@ -11,6 +11,7 @@ Usage: openapi_check.py SPEC ROUTES_C BASE_URL "GET /v1/health" ...
 Exits non-zero with a message naming the first mismatch.
 """
 import json
+import os
 import re
 import sys
 import urllib.error
@@ -53,6 +54,8 @@ def resolve(spec, node):
 
 def check_request(spec, base, method, path):
     req = urllib.request.Request(base + path, method=method)
+    if os.environ.get("WE_TOKEN"):
+        req.add_header("Authorization", "Bearer " + os.environ["WE_TOKEN"])
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             status, ctype, body = r.status, r.headers.get("Content-Type", ""), r.read()

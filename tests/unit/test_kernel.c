@@ -25,12 +25,12 @@ static enum MHD_Result h_b(kn_req *r)
 }
 
 static const kn_route table[] = {
-    { "GET", "/v1/things", h_a },
-    { "POST", "/v1/things", h_b },
-    { "GET", "/v1/things/{id}", h_a },
-    { "DELETE", "/v1/things/{id}", h_b },
-    { "POST", "/v1/things/{id}/parts/{part}", h_b },
-    { NULL, NULL, NULL },
+    { "GET", "/v1/things", h_a, KN_ANON },
+    { "POST", "/v1/things", h_b, KN_ANON },
+    { "GET", "/v1/things/{id}", h_a, KN_ANON },
+    { "DELETE", "/v1/things/{id}", h_b, KN_ANON },
+    { "POST", "/v1/things/{id}/parts/{part}", h_b, KN_ANON },
+    { NULL, NULL, NULL, KN_ANON },
 };
 
 static const kn_route *match(const char *method, const char *path, char **params, int *n,

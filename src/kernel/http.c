@@ -11,6 +11,8 @@
  * stops the daemon.
  */
 #include "http.h"
+#include "audit.h"
+#include "metrics.h"
 #include "we_log.h"
 #include "we_util.h"
 
@@ -260,8 +262,10 @@ static enum MHD_Result dispatch(kn_req *r)
     char allow[64];
     const kn_route *rt = kn_route_match(kn_routes, r->method, r->url, r->params, &r->nparams,
                                         &mismatch, allow, sizeof allow);
-    if (rt)
+    if (rt) {
+        r->route = rt;
         return rt->fn(r);
+    }
     char msg[320];
     if (mismatch) {
         snprintf(msg, sizeof msg, "method %.16s is not allowed on %.200s (allowed: %.60s)", r->method,
@@ -301,6 +305,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **state,
     if (!r)
         return;
     double ms = (double)(now_us() - r->start_us) / 1000.0;
+    kn_metrics_observe_request(r, ms / 1000.0);
+    if (r->route && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
+        kn_audit_request(r);
     if (r->status >= 100 && r->status < 600)
         atomic_fetch_add(&g_requests[r->status / 100], 1);
     if (r->status >= 500)

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "audit.h"
 #include "metrics.h"
+#include "sse.h"
 #include "we_log.h"
 #include "we_util.h"
 
@@ -346,7 +347,8 @@ int kn_http_start(kn_ctx *kn, kn_http **out, we_err *err)
     kn_http *h = calloc(1, sizeof *h);
     WE_ASSERT(h != NULL);
     h->kn = kn;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     h->d = MHD_start_daemon(flags, (uint16_t)kn->cfg.port, NULL, NULL, on_request, h,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)kn->cfg.http_threads,
@@ -371,6 +373,7 @@ void kn_http_stop(kn_http *h, int grace_ms)
     MHD_socket s = MHD_quiesce_daemon(h->d);
     if (s != MHD_INVALID_SOCKET)
         close(s);
+    kn_sse_close_all();
     int64_t end = we_now_mono_ms() + grace_ms;
     while (atomic_load(&h->inflight) > 0 && we_now_mono_ms() < end) {
         struct timespec ts = { 0, 20 * 1000000L };

@@ -5,7 +5,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps asan up down status demo test test-fast bench clean install-migrate
+.PHONY: all build deps asan up down status demo test test-fast bench clean install-migrate upgrade backup
 
 all: build
 
@@ -49,6 +49,16 @@ test-fast: build
 
 bench: build
 	bench/http.sh
+
+# The runbook's upgrade procedure on the local stack: build, then stop the
+# kernel, migrate, start it, restart each worker after draining it
+# (scripts/upgrade --help; UPGRADE_ARGS="--new-bin DIR --new-plugins DIR ...").
+upgrade: build
+	scripts/upgrade $(UPGRADE_ARGS)
+
+# pg_dump -Fc of DATABASE_URL into var/backups/ (scripts/backup --help).
+backup:
+	scripts/backup $(BACKUP_ARGS)
 
 # The runbook calls `migrate …`: put bin/migrate on PATH under that name.
 install-migrate: build

@@ -75,15 +75,18 @@ svc_pg_createdb() {
   fi
 }
 
-# svc_nats_start DIR PORT MONPORT [--no-js]: starts nats-server in the
-# background, writes DIR/nats.pid, waits for "Server is ready".
+# svc_nats_start DIR PORT MONPORT [--no-js] [-c CONFIG]: starts nats-server in the
+# background, writes DIR/nats.pid, waits for "Server is ready". CONFIG is an
+# extra nats-server configuration file (e.g. a tls {} block); the flags win.
 svc_nats_start() {
-  local dir=$1 port=$2 mon=$3 js=-js i
-  [ "${4:-}" = --no-js ] && js=
+  local dir=$1 port=$2 mon=$3 js=-js conf=() i
+  shift 3
+  [ "${1:-}" = --no-js ] && { js=; shift; }
+  [ "${1:-}" = -c ] && conf=(-c "$2")
   mkdir -p "$dir"
   : >"$dir/nats.log"
   # shellcheck disable=SC2086
-  nats-server $js -a 127.0.0.1 -p "$port" -m "$mon" -sd "$dir/js" >>"$dir/nats.log" 2>&1 &
+  nats-server "${conf[@]}" $js -a 127.0.0.1 -p "$port" -m "$mon" -sd "$dir/js" >>"$dir/nats.log" 2>&1 &
   echo $! >"$dir/nats.pid"
   for i in $(seq 100); do
     grep -q 'Server is ready' "$dir/nats.log" && return 0

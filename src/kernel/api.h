@@ -30,11 +30,42 @@ enum MHD_Result kn_api_jobs_logs(kn_req *r);
 enum MHD_Result kn_api_jobs_outputs(kn_req *r);
 enum MHD_Result kn_api_jobs_cancel(kn_req *r);
 enum MHD_Result kn_api_jobs_retry(kn_req *r);
+/* sse.c */
+enum MHD_Result kn_api_events(kn_req *r);
 /* api_profiles.c */
 enum MHD_Result kn_api_profiles_list(kn_req *r);
 enum MHD_Result kn_api_profiles_create(kn_req *r);
 enum MHD_Result kn_api_profiles_get(kn_req *r);
 enum MHD_Result kn_api_profiles_update(kn_req *r);
 enum MHD_Result kn_api_profiles_delete(kn_req *r);
+/* api_audit.c, api_errors.c, api_notifications.c */
+enum MHD_Result kn_api_audit_list(kn_req *r);
+enum MHD_Result kn_api_errors_list(kn_req *r);
+enum MHD_Result kn_api_errors_get(kn_req *r);
+enum MHD_Result kn_api_errors_resolve(kn_req *r);
+enum MHD_Result kn_api_notifications_list(kn_req *r);
+enum MHD_Result kn_api_notifications_read(kn_req *r);
+enum MHD_Result kn_api_notifications_read_all(kn_req *r);
+enum MHD_Result kn_api_notifications_delete(kn_req *r);
+/* api_users.c */
+enum MHD_Result kn_api_auth_me(kn_req *r);
+enum MHD_Result kn_api_users_list(kn_req *r);
+enum MHD_Result kn_api_users_create(kn_req *r);
+enum MHD_Result kn_api_users_update(kn_req *r);
+enum MHD_Result kn_api_users_delete(kn_req *r);
+enum MHD_Result kn_api_users_password(kn_req *r);
+enum MHD_Result kn_api_tokens_list(kn_req *r);
+enum MHD_Result kn_api_tokens_create(kn_req *r);
+enum MHD_Result kn_api_tokens_revoke(kn_req *r);
+
+/* api_webhooks.c */
+enum MHD_Result kn_api_webhooks_list(kn_req *r);
+enum MHD_Result kn_api_webhooks_create(kn_req *r);
+enum MHD_Result kn_api_webhooks_get(kn_req *r);
+enum MHD_Result kn_api_webhooks_update(kn_req *r);
+enum MHD_Result kn_api_webhooks_delete(kn_req *r);
+enum MHD_Result kn_api_webhooks_deliveries(kn_req *r);
+enum MHD_Result kn_api_webhooks_redeliver(kn_req *r);
+enum MHD_Result kn_api_webhooks_test(kn_req *r);
 
 #endif

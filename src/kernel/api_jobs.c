@@ -17,6 +17,7 @@
  */
 #include "api.h"
 #include "api_jobs.h"
+#include "events.h"
 #include "orch.h"
 #include "we_log.h"
 
@@ -26,11 +27,15 @@
 
 #define NO_USER "'00000000-0000-0000-0000-000000000000'::uuid"
 
-/* Jobs are scoped per user like uq_jobs_idempotency; without auth every
- * job belongs to the NULL user. */
+/* A job belongs to the caller's user when that user is in the users table
+ * (auth-basic, or auth-oidc with a database); bootstrap, dev-mode and
+ * external identities without a row submit as the NULL user. */
+#define JOB_USER(p) "(SELECT u.id FROM users u WHERE u.id = nullif(" p ", '')::uuid)"
+
+/* Idempotency keys are scoped per user like uq_jobs_idempotency. */
 static const char *const by_key_sql =
-    "SELECT id FROM jobs WHERE COALESCE(user_id, " NO_USER ") = " NO_USER
-    " AND idempotency_key = $1";
+    "SELECT id FROM jobs WHERE COALESCE(user_id, " NO_USER ") = COALESCE(" JOB_USER("$2")
+    ", " NO_USER ") AND idempotency_key = $1";
 
 static const char *const unknown_profile_sql =
     "SELECT x.p FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS x(p, n)"
@@ -38,11 +43,11 @@ static const char *const unknown_profile_sql =
 
 static const char *const insert_job_sql =
     "INSERT INTO jobs (source_url, profiles, priority, metadata, publish_targets, webhook_urls,"
-    " idempotency_key, retry_of) VALUES ($1,"
+    " idempotency_key, retry_of, user_id) VALUES ($1,"
     " ARRAY(SELECT e FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY x(e, n) ORDER BY n),"
     " $3::int, coalesce($4::jsonb, '{}'), coalesce($5::jsonb, '[]'),"
     " ARRAY(SELECT e FROM jsonb_array_elements_text(coalesce($6::jsonb, '[]'))"
-    "       WITH ORDINALITY x(e, n) ORDER BY n), $7, $8::uuid) RETURNING id";
+    "       WITH ORDINALITY x(e, n) ORDER BY n), $7, $8::uuid, " JOB_USER("$9") ") RETURNING id";
 
 static const char *const insert_probe_sql =
     "INSERT INTO tasks (job_id, type, capability, params, attempt, max_attempts)"
@@ -185,8 +190,8 @@ static int insert_job_tx(PGconn *c, const kn_job_spec *s, const char *profiles, 
     char *hooks = dump_or_null(s->webhook_urls);
     snprintf(prio, sizeof prio, "%lld", (long long)s->priority);
     const char *pj[] = { s->source_canon, profiles, prio, meta, targets, hooks, s->idem_key,
-                         s->retry_of };
-    int rc = first_value(c, insert_job_sql, 8, pj, id, 37, err);
+                         s->retry_of, s->user_id };
+    int rc = first_value(c, insert_job_sql, 9, pj, id, 37, err);
     const char *pt[] = { id, s->capability, s->source_canon };
     if (rc == 0)
         rc = first_value(c, insert_probe_sql, 3, pt, task, sizeof task, err);
@@ -211,14 +216,18 @@ static enum MHD_Result insert_checked(kn_req *r, PGconn *c, const kn_job_spec *s
     if (rc == 0)
         rc = tx_end(c, insert_job_tx(c, s, profiles, id, &err), &err);
     if (rc == WE_EEXIST && s->idem_key) {
-        rc = first_value(c, by_key_sql, 1, &s->idem_key, id, sizeof id, &err);
+        const char *pk[] = { s->idem_key, s->user_id };
+        rc = first_value(c, by_key_sql, 2, pk, id, sizeof id, &err);
         if (rc == 0)
             return reply_job_on(r, c, id, 200);
     }
     if (rc != 0)
         return kn_reply_db_error(r, rc == 1 ? WE_EIO : rc, err.msg);
     we_info("job submitted", WE_S("job_id", id), WE_S("request_id", r->request_id));
-    return reply_job_on(r, c, id, 201);
+    snprintf(r->resource_id, sizeof r->resource_id, "%s", id); /* for the audit */
+    enum MHD_Result ret = reply_job_on(r, c, id, 201);
+    kn_event_job(r->kn, "job.created", id); /* a retry's new job too */
+    return ret;
 }
 
 static enum MHD_Result insert_job(kn_req *r, PGconn *c, const kn_job_spec *s)
@@ -240,7 +249,8 @@ static int find_by_key(kn_req *r, const kn_job_spec *s, enum MHD_Result *replied
     if (!s->idem_key)
         return 0;
     PGconn *c = we_pg_acquire(r->kn->db, 2000, &err);
-    int rc = c ? first_value(c, by_key_sql, 1, &s->idem_key, id, sizeof id, &err) : WE_EUNAVAIL;
+    const char *pk[] = { s->idem_key, s->user_id };
+    int rc = c ? first_value(c, by_key_sql, 2, pk, id, sizeof id, &err) : WE_EUNAVAIL;
     if (rc == 0)
         *replied = reply_job_on(r, c, id, 200);
     else if (rc != 1)
@@ -254,6 +264,7 @@ static enum MHD_Result submit(kn_req *r, kn_job_spec *s)
 {
     enum MHD_Result replied;
     we_err err;
+    s->user_id = r->who.user_id;
     if (find_by_key(r, s, &replied) != 0)
         return replied;
     if (kn_job_source_check(r->kn, s->source_url, &s->source_canon, &err) != 0)

@@ -33,6 +33,7 @@ typedef struct kn_job_spec {
     const char *capability;  /* the probe task's, "cpu" unless overridden */
     const char *idem_key;    /* Idempotency-Key, or NULL */
     const char *retry_of;    /* the job retried, or NULL */
+    const char *user_id;     /* the caller's user id ("" or NULL: none) */
 } kn_job_spec;
 
 /* Takes doc (a POST body) and validates it into s. On failure returns -1

@@ -251,8 +251,10 @@ enum MHD_Result kn_api_profiles_create(kn_req *r)
     const char *params[4] = { b.id, b.name, b.description, config };
     int rc = query(r, sql_insert, 4, params, &p, &err);
     free(config);
-    if (rc == 0)
+    if (rc == 0) {
         we_info("profile created", WE_S("profile", b.id), WE_S("request_id", r->request_id));
+        snprintf(r->resource_id, sizeof r->resource_id, "%s", b.id); /* for the audit */
+    }
     if (rc == WE_EEXIST) {
         char msg[128];
         snprintf(msg, sizeof msg, "profile %s exists", b.id);

@@ -172,7 +172,7 @@ static void handle_heartbeat(kn_bus *b, natsMsg *m)
 
 static int connect_and_subscribe(kn_bus *b, we_nats *n)
 {
-    if (we_nats_connect_retry(b->kn->cfg.nats_url, "kernel", true, n) != 0)
+    if (we_nats_connect_retry(b->kn->cfg.nats_url, &b->kn->cfg.tls.nats, "kernel", true, n) != 0)
         return -1;
     ensure_streams_retry(b, n);
     natsStatus s = natsConnection_QueueSubscribeSync(&b->hb_sub, n->nc, "workers.heartbeat.*",

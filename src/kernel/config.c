@@ -2,7 +2,10 @@
  * Kernel configuration from the environment / .env, with the runbook's names
  * and defaults. Runs once on the main thread before anything else.
  */
+#include "auth.h"
 #include "kernel.h"
+#include "tls.h"
+#include "webhooks.h"
 #include "we_config.h"
 
 int kn_config_load(kn_config *cfg, we_err *err)
@@ -42,11 +45,23 @@ int kn_config_load(kn_config *cfg, we_err *err)
         rc = we_cfg_int("DISPATCH_ACK_WAIT_S", 60, 1, 3600, &cfg->dispatch_ack_wait_s, err);
     if (!rc)
         rc = we_cfg_int("DISPATCH_MAX_DELIVER", 20, 1, 1000, &cfg->dispatch_max_deliver, err);
+    if (!rc)
+        rc = we_cfg_int("SSE_KEEPALIVE_S", 15, 1, 3600, &cfg->sse_keepalive_s, err);
+    if (!rc)
+        rc = we_cfg_int("SSE_CLIENT_QUEUE", 256, 1, 65536, &cfg->sse_client_queue, err);
+    if (!rc)
+        rc = we_cfg_int("SSE_MAX_CLIENTS", 10000, 1, 1000000, &cfg->sse_max_clients, err);
     if (!rc && !(cfg->segment_min_s <= cfg->segment_target_s &&
                  cfg->segment_target_s <= cfg->segment_max_s))
         rc = we_err_set(err, WE_EINVAL, "SEGMENT_MIN_S <= SEGMENT_TARGET_S <= SEGMENT_MAX_S "
                                         "does not hold");
     if (!rc)
         rc = we_cfg_log_level(&cfg->log_level, err);
+    if (!rc)
+        rc = kn_security_load(cfg, err);
+    if (!rc)
+        rc = kn_tls_load(cfg, err);
+    if (!rc)
+        rc = kn_webhooks_config_load(cfg, err);
     return rc;
 }

@@ -34,6 +34,12 @@ void kn_event_emit(kn_ctx *kn, const char *type, const char *resource_type,
 json_t *kn_event_new(const char *type, const char *resource_type, const char *resource_id,
                      const char *user_id, json_t *data);
 
+/* Announces job event `type` (job.created, job.started, …) about job_id
+ * with the job as data: id, status, profiles, progress, priority, metadata,
+ * retry_of, outputs (count), error_code/error_message, times. Reads the job
+ * on a pooled connection, so call it after the commit (events_job.c). */
+void kn_event_job(kn_ctx *kn, const char *type, const char *job_id);
+
 /* Consumers (each in its own file). ev is borrowed. */
 void kn_webhooks_enqueue(kn_ctx *kn, json_t *ev);
 void kn_notify_event(kn_ctx *kn, json_t *ev);

@@ -12,8 +12,10 @@
  */
 #include "http.h"
 #include "audit.h"
+#include "auth.h"
 #include "metrics.h"
 #include "sse.h"
+#include "tls.h"
 #include "we_log.h"
 #include "we_util.h"
 
@@ -124,6 +126,16 @@ static enum MHD_Result queue(kn_req *r, unsigned status, struct MHD_Response *re
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->retry_after[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, r->retry_after);
+    if (r->www_authenticate)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"webencode\"");
+    if (r->cors_origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+    }
     r->status = (int)status;
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
@@ -175,6 +187,29 @@ enum MHD_Result kn_reply_db_error(kn_req *r, int rc, const char *cause)
     return kn_reply_error(r, 503, "WE-SYS-006", "the database is unavailable; retry later", NULL);
 }
 
+size_t kn_json_depth(const char *data, size_t len)
+{
+    size_t depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return max;
+}
+
 int kn_body_object(kn_req *r, json_t **out, enum MHD_Result *replied)
 {
     const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
@@ -184,6 +219,13 @@ int kn_body_object(kn_req *r, json_t **out, enum MHD_Result *replied)
     }
     if (r->body.len == 0) {
         *replied = kn_reply_error(r, 400, "WE-SYS-004", "a JSON object body is required", NULL);
+        return -1;
+    }
+    long max_depth = r->kn->cfg.sec.max_json_depth;
+    if (kn_json_depth(r->body.data, r->body.len) > (size_t)max_depth) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the JSON body nests deeper than %ld levels", max_depth);
+        *replied = kn_reply_error(r, 400, "WE-SYS-004", msg, NULL);
         return -1;
     }
     json_error_t je;
@@ -239,6 +281,10 @@ static kn_req *req_new(kn_http *h, struct MHD_Connection *conn, const char *url,
         snprintf(r->request_id, sizeof r->request_id, "%s", rid);
     else
         we_random_hex(r->request_id, 8);
+    kn_auth_client_ip(r);
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    if (kn_cors_allowed(h->kn, origin))
+        r->cors_origin = origin;
     atomic_fetch_add(&h->inflight, 1);
     return r;
 }
@@ -251,23 +297,51 @@ static void req_free(kn_req *r)
     free(r);
 }
 
+/* A CORS preflight (OPTIONS on an existing path): 204 with what the route
+ * allows when the Origin is in CORS_ALLOWED_ORIGINS, else 403. */
+static enum MHD_Result preflight(kn_req *r, const char *allow)
+{
+    if (!r->cors_origin)
+        return kn_reply_error(r, 403, "WE-SYS-009",
+                              "cross-origin requests from this origin are not allowed", NULL);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"",
+                                                                MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, Idempotency-Key, X-Request-Id");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    return queue(r, 204, resp, "text/plain");
+}
+
 static enum MHD_Result dispatch(kn_req *r)
 {
-    if (r->too_large) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "request body exceeds the limit of %ld bytes",
-                 r->kn->cfg.max_body_bytes);
-        return kn_reply_error(r, 413, "WE-SYS-007", msg, NULL);
-    }
     bool mismatch;
     char allow[64];
     const kn_route *rt = kn_route_match(kn_routes, r->method, r->url, r->params, &r->nparams,
                                         &mismatch, allow, sizeof allow);
     if (rt) {
         r->route = rt;
+        enum MHD_Result replied;
+        if (kn_auth_request(r, rt, &replied) != 0)
+            return replied;
+        if (r->too_large) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "request body exceeds the limit of %ld bytes",
+                     r->kn->cfg.max_body_bytes);
+            return kn_reply_error(r, 413, "WE-SYS-007", msg, NULL);
+        }
         return rt->fn(r);
     }
     char msg[320];
+    if (r->too_large) {
+        snprintf(msg, sizeof msg, "request body exceeds the limit of %ld bytes",
+                 r->kn->cfg.max_body_bytes);
+        return kn_reply_error(r, 413, "WE-SYS-007", msg, NULL);
+    }
+    if (mismatch && strcmp(r->method, "OPTIONS") == 0)
+        return preflight(r, allow);
     if (mismatch) {
         snprintf(msg, sizeof msg, "method %.16s is not allowed on %.200s (allowed: %.60s)", r->method,
                  r->url, allow);
@@ -344,20 +418,27 @@ int kn_http_start(kn_ctx *kn, kn_http **out, we_err *err)
     if (inet_pton(AF_INET, kn->cfg.bind_addr, &sa.sin_addr) != 1)
         return we_err_set(err, WE_EINVAL, "BIND_ADDR=%s is not an IPv4 address",
                           kn->cfg.bind_addr);
+    kn_tls_https tls;
+    int tls_rc = kn_tls_https_init(&kn->cfg.tls, &tls, err);
+    if (tls_rc != 0)
+        return tls_rc;
     kn_http *h = calloc(1, sizeof *h);
     WE_ASSERT(h != NULL);
     h->kn = kn;
+    kn_auth_init(kn);
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
-    h->d = MHD_start_daemon(flags, (uint16_t)kn->cfg.port, NULL, NULL, on_request, h,
+    h->d = MHD_start_daemon(flags | tls.flags, (uint16_t)kn->cfg.port, NULL, NULL, on_request, h,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)kn->cfg.http_threads,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                            MHD_OPTION_END);
+                            MHD_OPTION_ARRAY, tls.opts, MHD_OPTION_END);
+    kn_tls_https_fini(&tls);
     if (!h->d) {
+        kn_auth_fini();
         free(h);
         return we_err_set(err, WE_EIO, "cannot listen on %s:%ld (port in use?)",
                           kn->cfg.bind_addr, kn->cfg.port);
@@ -380,5 +461,6 @@ void kn_http_stop(kn_http *h, int grace_ms)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(h->d);
+    kn_auth_fini();
     free(h);
 }

@@ -48,6 +48,9 @@ typedef struct kn_req {
     kn_identity who;              /* the caller (KN_ANON until auth ran) */
     char client_ip[48];           /* peer address, or X-Forwarded-For from a trusted proxy */
     char resource_id[72];         /* set by handlers that create a resource, for the audit */
+    char retry_after[16];         /* Retry-After header value, when set */
+    bool www_authenticate;        /* add WWW-Authenticate: Bearer (401 replies) */
+    const char *cors_origin;      /* an allowed Origin to echo, or NULL (owned by MHD) */
 } kn_req;
 
 typedef enum MHD_Result (*kn_handler)(kn_req *r);
@@ -87,6 +90,10 @@ enum MHD_Result kn_reply_db_error(kn_req *r, int rc, const char *cause);
  * 400 (WE-SYS-004: empty, malformed — with line and column — or not an
  * object), with MHD's result in *replied. */
 int kn_body_object(kn_req *r, json_t **out, enum MHD_Result *replied);
+
+/* The deepest nesting of arrays and objects in a JSON text (strings
+ * skipped), found without parsing it. */
+size_t kn_json_depth(const char *data, size_t len);
 
 /* A query-string argument, or NULL. */
 const char *kn_query(kn_req *r, const char *name);

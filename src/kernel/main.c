@@ -8,14 +8,18 @@
  * accepting connections, lets requests in flight finish, stops the NATS
  * thread and frees everything.
  */
+#include "audit.h"
 #include "bus.h"
+#include "errors.h"
 #include "http.h"
 #include "kernel.h"
 #include "orch.h"
 #include "plugins.h"
+#include "sse.h"
 #include "we_config.h"
 #include "we_log.h"
 #include "we_util.h"
+#include "webhooks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,18 +62,26 @@ static int run(kn_ctx *kn)
     kn_bus *bus = NULL;
     kn_http *http = NULL;
     kn_orch *orch = NULL;
+    kn_webhooks *hooks = NULL;
     int rc = check_schema(kn);
     if (rc != 0)
         return rc > 0 ? 1 : 0;
+    kn_errors_start(kn); /* before the plugins: their start-up errors are tracked */
+    kn_audit_start(kn);
     if (kn_plugins_start(kn, &err) != 0 || kn_bus_start(kn, &bus, &err) != 0 ||
-        kn_orch_start(kn, &orch, &err) != 0 || kn_http_start(kn, &http, &err) != 0) {
+        kn_orch_start(kn, &orch, &err) != 0 || kn_webhooks_start(kn, &hooks, &err) != 0 ||
+        kn_http_start(kn, &http, &err) != 0) {
         we_fatal("kernel failed to start", WE_ERR(err.msg));
         we_request_stop();
+        kn_webhooks_stop(hooks);
         kn_orch_stop(orch);
         kn_bus_stop(bus);
         kn_plugins_stop(kn);
+        kn_audit_stop();
+        kn_errors_stop();
         return 1;
     }
+    kn_sse_start(kn);
     we_info("kernel started", WE_S("addr", kn->cfg.bind_addr), WE_I("port", kn->cfg.port),
             WE_S("version", WE_VERSION), WE_I("schema_version", WE_SCHEMA_VERSION));
     while (!we_sleep_ms_or_stop(200)) {
@@ -81,9 +93,12 @@ static int run(kn_ctx *kn)
     }
     we_info("kernel stopping: finishing requests in flight");
     kn_http_stop(http, 10000);
+    kn_audit_stop(); /* NATS is still up: the last records are published */
+    kn_webhooks_stop(hooks);
     kn_orch_stop(orch);
     kn_bus_stop(bus);
     kn_plugins_stop(kn);
+    kn_errors_stop();
     we_info("kernel stopped");
     return 0;
 }

@@ -10,7 +10,9 @@
  *  - "progress": the jobs.progress.* queue subscription, lossy by design.
  * Each thread owns its subscription; all state is in PostgreSQL.
  */
+#include "events.h"
 #include "orch_int.h"
+#include "progress.h"
 #include "we_log.h"
 #include "we_util.h"
 
@@ -143,6 +145,7 @@ int kn_orch_cancel_job(kn_ctx *kn, const char *job_id, const char *reason, we_er
     if (rc == 0) {
         we_info("job cancelled", WE_S("job_id", job_id), WE_S("reason", reason));
         kn_publish_cancel(kn, job_id);
+        kn_event_job(kn, "job.cancelled", job_id);
     }
     return rc;
 }
@@ -382,7 +385,8 @@ static const char *const progress_sql =
     " FROM (SELECT job_id, sum(CASE WHEN status = 'completed' THEN duration_sec"
     "  ELSE encoded_seconds END) AS done, sum(duration_sec) AS total FROM tasks"
     "  WHERE job_id = (SELECT job_id FROM t) AND type IN ('video', 'audio') GROUP BY job_id) s"
-    " WHERE j.id = s.job_id AND j.status IN ('processing', 'stitching')";
+    " WHERE j.id = s.job_id AND j.status IN ('processing', 'stitching')"
+    " RETURNING j.id, j.status, j.progress, j.eta_seconds, j.user_id"; /* for job.progress */
 
 static void handle_progress(kn_orch *o, natsMsg *m)
 {
@@ -405,9 +409,12 @@ static void handle_progress(kn_orch *o, natsMsg *m)
     we_err err;
     PGconn *c = we_pg_acquire(o->kn->db, 1000, &err);
     if (c) {
-        if (we_pg_exec(c, progress_sql, 5, params, NULL, &err) != 0)
+        PGresult *res = NULL;
+        if (we_pg_exec(c, progress_sql, 5, params, &res, &err) != 0)
             we_debug("progress not applied", WE_ERR(err.msg));
         we_pg_release(o->kn->db, c);
+        kn_progress_emit(o->kn, res); /* throttled per job */
+        PQclear(res);
     }
     json_decref(d);
 }

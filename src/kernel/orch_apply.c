@@ -10,6 +10,7 @@
  * the playlist output after it, completion) happen in the same transaction.
  */
 #include "api_jobs.h"
+#include "events.h"
 #include "orch_int.h"
 #include "we_manifest.h"
 #include "we_log.h"
@@ -73,6 +74,7 @@ typedef struct apply_ctx {
     const kn_event *ev;
     task_row t;
     bool cancel_job;
+    char status_before[16]; /* the job's, when locked: job.* events on change */
     we_err *err;
 } apply_ctx;
 
@@ -85,6 +87,8 @@ static int lock_job(apply_ctx *a)
                         a->err);
     if (rc != 0)
         return rc;
+    if (PQntuples(r) == 1)
+        snprintf(a->status_before, sizeof a->status_before, "%s", PQgetvalue(r, 0, 0));
     int terminal = PQntuples(r) == 0 || strstr("completed failed cancelled", PQgetvalue(r, 0, 0));
     PQclear(r);
     return terminal;
@@ -397,8 +401,37 @@ static int apply_tx(apply_ctx *a)
     return on_failed(a); /* failed, lease_expired */
 }
 
+/* The job's status at the end of the transaction into out (cap bytes). */
+static int status_after(apply_ctx *a, char *out, size_t cap)
+{
+    PGresult *r = NULL;
+    const char *p[] = { a->ev->job_id };
+    int rc = we_pg_exec(a->c, "SELECT status FROM jobs WHERE id = $1::uuid", 1, p, &r, a->err);
+    if (rc == 0 && PQntuples(r) == 1)
+        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+/* The job.* events of a committed change from before to after (exactly
+ * once: only the transaction that changed the locked row sees it). */
+static void announce(kn_ctx *kn, const char *job, const char *before, const char *after)
+{
+    if (!before[0] || !after[0] || strcmp(before, after) == 0)
+        return;
+    if (strcmp(before, "queued") == 0 && strcmp(after, "failed") && strcmp(after, "cancelled"))
+        kn_event_job(kn, "job.started", job);
+    if (strcmp(after, "completed") == 0 || strcmp(after, "failed") == 0 ||
+        strcmp(after, "cancelled") == 0) {
+        char type[24];
+        snprintf(type, sizeof type, "job.%s", after);
+        kn_event_job(kn, type, job);
+    }
+}
+
 int kn_event_apply(kn_ctx *kn, const kn_event *ev, bool *cancel_job, we_err *err)
 {
+    char after[16] = "";
     apply_ctx a = { .kn = kn, .ev = ev, .err = err };
     a.c = we_pg_acquire(kn->db, 5000, err);
     if (!a.c)
@@ -407,12 +440,16 @@ int kn_event_apply(kn_ctx *kn, const kn_event *ev, bool *cancel_job, we_err *err
     if (rc == 0)
         rc = apply_tx(&a);
     if (rc == 0)
+        rc = status_after(&a, after, sizeof after);
+    if (rc == 0)
         rc = we_pg_exec(a.c, "COMMIT", 0, NULL, NULL, err);
     else
         we_pg_exec(a.c, "ROLLBACK", 0, NULL, NULL, NULL);
     we_pg_release(kn->db, a.c);
     *cancel_job = rc == 0 && a.cancel_job;
-    if (rc == 0)
+    if (rc == 0) {
         kn_orch_kick();
+        announce(kn, ev->job_id, a.status_before, after);
+    }
     return rc;
 }

@@ -6,9 +6,12 @@
  * says when a worker registers, comes back, or deregisters.
  */
 #include "workers.h"
+#include "audit.h"
+#include "events.h"
 #include "we_log.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool kn_worker_id_valid(const char *id)
@@ -89,7 +92,7 @@ static char *metadata_json(json_t *root)
 
 static const char *const upsert_sql =
     "WITH prev AS ("
-    "  SELECT status::text AS status,"
+    "  SELECT status::text AS status, running,"
     "         last_seen >= now() - 3 * heartbeat_interval_ms * interval '1 millisecond' AS fresh"
     "  FROM workers WHERE id = $1 FOR UPDATE),"
     " up AS ("
@@ -105,7 +108,8 @@ static const char *const upsert_sql =
     "   status = EXCLUDED.status, heartbeat_interval_ms = EXCLUDED.heartbeat_interval_ms,"
     "   last_seen = now(), metadata = EXCLUDED.metadata"
     "  RETURNING 1)"
-    " SELECT (SELECT status FROM prev), (SELECT fresh FROM prev), (SELECT count(*) FROM up)";
+    " SELECT (SELECT status FROM prev), (SELECT fresh FROM prev), (SELECT count(*) FROM up),"
+    "  (SELECT running FROM prev)";
 
 static void log_transition(const kn_heartbeat *hb, const char *prev, bool fresh, const char *caps)
 {
@@ -119,6 +123,30 @@ static void log_transition(const kn_heartbeat *hb, const char *prev, bool fresh,
     } else if (strcmp(prev, "offline") == 0 || !fresh) {
         we_info("worker rejoined", WE_S("worker_id", hb->id), WE_RAW("capabilities", caps));
     }
+}
+
+/* Drain transitions as events (joins and losses are announced elsewhere):
+ * worker.draining when it starts draining, worker.drained once a draining
+ * worker runs nothing more, worker.undrained when it takes work again. The
+ * upsert locked the row, so each transition is seen by one kernel once. */
+static void emit_drain_events(kn_ctx *kn, const kn_heartbeat *hb, const char *status,
+                              const char *prev, bool fresh, long prev_running)
+{
+    bool was_draining = prev && fresh && strcmp(prev, "draining") == 0;
+    bool draining = strcmp(status, "draining") == 0;
+    const char *types[3];
+    int n = 0;
+    if (draining && !was_draining)
+        types[n++] = "worker.draining";
+    if (draining && hb->running == 0 && (!was_draining || prev_running > 0))
+        types[n++] = "worker.drained";
+    if (was_draining && strcmp(status, "online") == 0)
+        types[n++] = "worker.undrained";
+    for (int i = 0; i < n; i++)
+        kn_event_emit(kn, types[i], "worker", hb->id, NULL,
+                      json_pack("{s:s, s:s, s:I, s:I}", "id", hb->id, "status",
+                                draining ? "draining" : "healthy", "running", hb->running,
+                                "slots", hb->slots));
 }
 
 int kn_heartbeat_apply(kn_ctx *kn, const kn_heartbeat *hb, json_t *root, we_err *err)
@@ -146,6 +174,10 @@ int kn_heartbeat_apply(kn_ctx *kn, const kn_heartbeat *hb, json_t *root, we_err 
         const char *prev = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
         bool fresh = !PQgetisnull(res, 0, 1) && PQgetvalue(res, 0, 1)[0] == 't';
         log_transition(hb, prev, fresh, caps);
+        kn_audit_worker_seen(kn, hb->id, hb->hostname, strcmp(hb->state, "offline") == 0,
+                             prev, fresh);
+        emit_drain_events(kn, hb, status, prev, fresh,
+                          PQgetisnull(res, 0, 3) ? 0 : atol(PQgetvalue(res, 0, 3)));
         PQclear(res);
     }
     free(caps);

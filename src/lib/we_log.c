@@ -53,6 +53,13 @@ void we_log_set_fd(int fd)
     atomic_store(&g_fd, fd);
 }
 
+static _Atomic(we_log_sink_fn) g_sink;
+
+void we_log_set_sink(we_log_sink_fn fn)
+{
+    atomic_store(&g_sink, fn);
+}
+
 static void add_time(we_buf *b)
 {
     struct timespec ts;
@@ -129,5 +136,8 @@ void we_log_at(we_log_level level, const char *msg, ...)
             break;
         off += (size_t)n;
     }
+    we_log_sink_fn sink = level >= WE_LOG_ERROR ? atomic_load(&g_sink) : NULL;
+    if (sink)
+        sink(level, b.data, b.len - 1);
     we_buf_fini(&b);
 }

@@ -12,6 +12,7 @@
 #define WE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum we_log_level {
     WE_LOG_DEBUG = 0,
@@ -47,6 +48,13 @@ int we_log_level_parse(const char *s, we_log_level *out);
 bool we_log_enabled(we_log_level level);
 /* Redirects output to fd (tests); -1 restores stderr. */
 void we_log_set_fd(int fd);
+
+/* A hook for records of level error and fatal: called after the line was
+ * written, on the logging thread, with the finished JSON line (no newline;
+ * borrowed). It must be quick and must not log at error level itself.
+ * NULL removes it. The kernel's error tracker is the only user. */
+typedef void (*we_log_sink_fn)(we_log_level level, const char *line, size_t len);
+void we_log_set_sink(we_log_sink_fn fn);
 
 /* The fields end with WE_KV_LAST; use the macros below, which add it. */
 void we_log_at(we_log_level level, const char *msg, ...);

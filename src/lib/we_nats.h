@@ -17,13 +17,32 @@ typedef struct we_nats {
     jsCtx *js; /* NULL unless JetStream was asked for */
 } we_nats;
 
-/* One attempt. On success *out owns the connection (we_nats_close). */
-int we_nats_connect(const char *url, const char *name, bool need_js, we_nats *out, we_err *err);
+/* TLS for the NATS connection, the same for the kernel and the worker. */
+typedef struct we_nats_tls {
+    bool secure;           /* a tls:// URL or any file below: TLS is required */
+    const char *ca_file;   /* NATS_TLS_CA_FILE: CAs trusted for the server, or NULL */
+    const char *cert_file; /* NATS_TLS_CERT_FILE + NATS_TLS_KEY_FILE: client certificate */
+    const char *key_file;
+    char hostname[256]; /* checked against the server's certificate; "" when NATS_URL
+                         * lists several servers (then only the chain is verified) */
+} we_nats_tls;
+
+/* Fills *out from NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE
+ * (checked: readable PEM, key matching certificate) and the scheme and host
+ * of url. Errors name the variable and the file. Paths point into the
+ * environment. */
+int we_nats_tls_load(const char *url, we_nats_tls *out, we_err *err);
+
+/* One attempt; tls may be NULL (plain, unless the server demands TLS). On
+ * success *out owns the connection (we_nats_close). */
+int we_nats_connect(const char *url, const we_nats_tls *tls, const char *name, bool need_js,
+                    we_nats *out, we_err *err);
 
 /* Attempts until success or a stop request, logging each failure as
  * "NATS Connection Failed" with the reason and advice; backoff 0.5 s doubling
  * to 30 s. Returns 0, or WE_ESTATE when stopped first. */
-int we_nats_connect_retry(const char *url, const char *name, bool need_js, we_nats *out);
+int we_nats_connect_retry(const char *url, const we_nats_tls *tls, const char *name, bool need_js,
+                          we_nats *out);
 
 /* Closes and frees; a zeroed we_nats is fine. */
 void we_nats_close(we_nats *n);

@@ -129,6 +129,20 @@ static void give_slot(we_pg_pool *p, int i, PGconn *c)
     pthread_mutex_unlock(&p->mu);
 }
 
+void we_pg_pool_stats(we_pg_pool *p, int *size, int *in_use, int *idle)
+{
+    int busy = 0, open = 0;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->size; i++) {
+        busy += p->busy[i];
+        open += !p->busy[i] && p->conns[i];
+    }
+    pthread_mutex_unlock(&p->mu);
+    *size = p->size;
+    *in_use = busy;
+    *idle = open;
+}
+
 /* An idle connection has nothing to read; if its socket is readable the
  * server closed it (restart, idle timeout) or sent an error, and
  * PQconsumeInput turns that into CONNECTION_BAD. One poll(2), no round trip. */

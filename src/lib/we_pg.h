@@ -24,6 +24,10 @@ void we_pg_pool_free(we_pg_pool *p);
 PGconn *we_pg_acquire(we_pg_pool *p, int timeout_ms, we_err *err);
 void we_pg_release(we_pg_pool *p, PGconn *c);
 
+/* Occupancy for metrics: the pool's size, connections handed out now, and
+ * open connections waiting in the pool. Thread-safe. */
+void we_pg_pool_stats(we_pg_pool *p, int *size, int *in_use, int *idle);
+
 /* Opens one connection (connect_timeout 3 s). */
 PGconn *we_pg_connect(const char *url, const char *app_name, we_err *err);
 

@@ -10,6 +10,7 @@
 #include "we_config.h"
 #include "we_util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +63,21 @@ static int load_ints(wk_config *c, we_err *err)
     return rc;
 }
 
+/* The /metrics endpoint (exporter.c): off unless WORKER_METRICS_PORT is set,
+ * since several workers may share a machine. */
+static int load_metrics(wk_config *c, we_err *err)
+{
+    long port;
+    struct in_addr a;
+    c->metrics_addr = we_cfg_str("WORKER_METRICS_ADDR", "127.0.0.1");
+    if (inet_pton(AF_INET, c->metrics_addr, &a) != 1)
+        return we_err_set(err, WE_EINVAL, "WORKER_METRICS_ADDR=%.80s is not an IPv4 address",
+                          c->metrics_addr);
+    int rc = we_cfg_int("WORKER_METRICS_PORT", 0, 0, 65535, &port, err);
+    c->metrics_port = (int)port;
+    return rc;
+}
+
 int wk_config_load(wk_config *c, we_err *err)
 {
     static const char *const schemes[] = { "nats", "tls", NULL };
@@ -69,11 +85,15 @@ int wk_config_load(wk_config *c, we_err *err)
     we_hostname(c->hostname, sizeof c->hostname);
     int rc = we_cfg_url("NATS_URL", "nats://localhost:4222", schemes, &c->nats_url, err);
     if (rc == 0)
+        rc = we_nats_tls_load(c->nats_url, &c->nats_tls, err);
+    if (rc == 0)
         rc = load_id(c, err);
     if (rc == 0)
         rc = load_ints(c, err);
     if (rc == 0)
         rc = we_cfg_log_level(&c->log_level, err);
+    if (rc == 0)
+        rc = load_metrics(c, err);
     c->ffmpeg = we_cfg_str("FFMPEG_PATH", "ffmpeg");
     c->plugin_dir = we_cfg_str("PLUGIN_DIR", "./plugins");
     return rc;

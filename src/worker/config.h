@@ -6,6 +6,7 @@
 #define WK_CONFIG_H
 
 #include "we_err.h"
+#include "we_nats.h"
 
 #include <stdbool.h>
 
@@ -13,6 +14,7 @@
 
 typedef struct wk_config {
     const char *nats_url;   /* NATS_URL, default nats://localhost:4222 */
+    we_nats_tls nats_tls;   /* tls:// NATS_URL, NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, … */
     char id[WK_ID_MAX + 1]; /* WORKER_ID, default the host name */
     char hostname[256];
     int slots;              /* WORKER_SLOTS, 1..64 */
@@ -21,6 +23,8 @@ typedef struct wk_config {
     const char *ffmpeg;     /* FFMPEG_PATH, default "ffmpeg" */
     const char *plugin_dir; /* PLUGIN_DIR, default ./plugins */
     int log_level;          /* LOG_LEVEL as a we_log_level */
+    const char *metrics_addr; /* WORKER_METRICS_ADDR, IPv4, default 127.0.0.1 */
+    int metrics_port;         /* WORKER_METRICS_PORT, 0..65535; 0 (default): no /metrics */
 } wk_config;
 
 /* Whether id can be a worker id: 1 to 64 of [A-Za-z0-9_-], so that it is one

@@ -4,14 +4,15 @@
  *
  * Start-up, all on the main thread: configuration (environment and .env),
  * capability detection (FFmpeg encoders and working GPUs), the encoder and
- * storage plugins, connection with retry, a subscription to
- * workers.control.<id>, the task runner (runner.c: dispatch consumers,
- * jobs.cancel), then a heartbeat on workers.heartbeat.<id> right away and
- * every WORKER_HEARTBEAT_MS. On SIGTERM or SIGINT the runner takes no more
- * tasks and the heartbeats go on, saying "draining", while running tasks
- * finish (at most WORKER_STOP_GRACE_S, then they are cancelled and handed
- * back); then one last heartbeat says "offline" so the kernel deregisters
- * the worker at once, and everything is closed and freed.
+ * storage plugins, the optional /metrics endpoint (exporter.c), connection
+ * with retry, a subscription to workers.control.<id>, the task runner
+ * (runner.c: dispatch consumers, jobs.cancel), then a heartbeat on
+ * workers.heartbeat.<id> right away and every WORKER_HEARTBEAT_MS. On SIGTERM
+ * or SIGINT the runner takes no more tasks and the heartbeats go on, saying
+ * "draining", while running tasks finish (at most WORKER_STOP_GRACE_S, then
+ * they are cancelled and handed back); then one last heartbeat says "offline"
+ * so the kernel deregisters the worker at once, and everything is closed and
+ * freed.
  *
  * Threads: the main thread owns wk_worker; libnats threads run the control
  * and cancel handlers, the runner and task threads use the plugin host and
@@ -19,6 +20,7 @@
  * (worker.h).
  */
 #include "control.h"
+#include "exporter.h"
 #include "heartbeat.h"
 #include "runner.h"
 #include "we_config.h"
@@ -110,6 +112,14 @@ static void start_plugins(wk_worker *w)
         we_error("plugins not started", WE_ERR(err.msg), WE_S("plugin_dir", w->cfg.plugin_dir));
 }
 
+/* The optional /metrics endpoint; the worker runs on without it. */
+static void start_metrics(wk_worker *w)
+{
+    we_err err;
+    if (wk_metrics_start(w, &err) != 0)
+        we_error("metrics endpoint not started; running without it", WE_ERR(err.msg));
+}
+
 static void reload_plugins(wk_worker *w)
 {
     we_err err;
@@ -159,6 +169,7 @@ static void say_goodbye(wk_worker *w)
 static int serve(wk_worker *w, wk_runner **runner)
 {
     we_err err;
+    wk_metrics_set_nats(&w->nats);
     if (wk_control_subscribe(w, &err) != 0 || wk_runner_start(w, runner, &err) != 0) {
         we_error("worker cannot start", WE_ERR(err.msg), WE_S("worker_id", w->cfg.id));
         return 1;
@@ -188,11 +199,14 @@ int main(void)
     w.mem_total_mb = wk_mem_total_mb();
     if (detect_caps(&w) == 0 && !we_stopping())
         start_plugins(&w);
-    if (!we_stopping() && we_nats_connect_retry(w.cfg.nats_url, "worker", false, &w.nats) == 0)
+    start_metrics(&w);
+    if (!we_stopping() &&
+        we_nats_connect_retry(w.cfg.nats_url, &w.cfg.nats_tls, "worker", false, &w.nats) == 0)
         code = serve(&w, &runner);
     if (code != 0)
         we_request_stop(); /* a runner that started winds down at once: it has no tasks */
     wk_runner_stop(runner);
+    wk_metrics_stop();
     we_nats_close(&w.nats);
     natsSubscription_Destroy(w.control);
     nats_CloseAndWait(1000); /* joins the library's threads: no callback runs after this */

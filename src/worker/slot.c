@@ -23,6 +23,7 @@
  */
 #include "slot.h"
 #include "exec.h"
+#include "exporter.h"
 #include "we_log.h"
 #include "we_util.h"
 
@@ -87,6 +88,8 @@ static void on_progress(void *arg, json_t *msg)
     if (send)
         s->progress_sent_ms = now;
     pthread_mutex_unlock(&s->r->mu);
+    if (json_object_get(msg, "speed")) /* only encodes report one */
+        wk_metrics_progress((int)(s - s->r->slots), p.speed);
     if (send)
         wk_slot_publish_progress(s, &p);
 }
@@ -170,6 +173,7 @@ static void finish(wk_slot *s, bool acked)
 static bool ended_without_event(wk_slot *s)
 {
     wk_stop why = stop_reason(s);
+    wk_metrics_task_end((int)(s - s->r->slots), WK_RESULT_CANCELLED);
     we_info("task cancelled", WE_S("task_id", s->task.task_id), WE_S("job_id", s->task.job_id),
             WE_I("attempt", s->task.attempt),
             WE_S("reason", why == WK_STOP_SHUTDOWN ? "worker stopping" : "job cancelled"));
@@ -203,6 +207,8 @@ static bool run_task(wk_slot *s, int64_t t0)
     if (out == WK_OUT_CANCELLED)
         return ended_without_event(s);
     log_end(s, out, &e, we_now_mono_ms() - t0);
+    wk_metrics_task_end((int)(s - s->r->slots),
+                        out == WK_OUT_COMPLETED ? WK_RESULT_COMPLETED : WK_RESULT_FAILED);
     bool ok = out == WK_OUT_COMPLETED ? publish_event(s, "completed", result, NULL)
                                       : publish_event(s, "failed", NULL, &e);
     json_decref(result);

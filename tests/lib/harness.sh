@@ -34,6 +34,12 @@ H_TOKEN=boot-$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
 export WEBENCODE_BOOTSTRAP_ADMIN_TOKEN=$H_TOKEN WE_TOKEN=$H_TOKEN CURL_HOME=$H_DIR
 printf 'header = "Authorization: Bearer %s"\n' "$H_TOKEN" >"$H_DIR/.curlrc"
 
+# Secrets a test uses (tokens, passwords, webhook secrets…): h_secret VALUE.
+# When the test ends, no log under $H_DIR may contain any of them (DESIGN §8:
+# secrets never logged) — the bootstrap token is registered here.
+H_SECRETS=("$H_TOKEN")
+h_secret() { [ ${#1} -ge 6 ] && H_SECRETS+=("$1"); return 0; }
+
 h_log() { printf '[%s] %s\n' "$H_NAME" "$*" >&2; }
 
 h_cleanup() {
@@ -51,6 +57,13 @@ h_cleanup() {
       tail -40 "$f" >&2
     done
   fi
+  local sec
+  for sec in "${H_SECRETS[@]}"; do
+    if grep -rlF --include='*.log' -- "$sec" "$H_DIR" >/dev/null 2>&1; then
+      h_log "a secret (${sec:0:4}…) appears in: $(grep -rlF --include='*.log' -- "$sec" "$H_DIR" | tr '\n' ' ')"
+      rc=1
+    fi
+  done
   # sanitizer reports anywhere in the logs fail the test
   if grep -l -E 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$H_DIR"/*.log >/dev/null 2>&1; then
     h_log "sanitizer report found:"

@@ -52,10 +52,16 @@ def resolve(spec, node):
     return node
 
 
+AUTH_RESPONSES = {401: "Unauthorized", 403: "Forbidden", 429: "TooManyRequests"}
+
+
 def check_request(spec, base, method, path):
+    token = os.environ.get("WE_TOKEN")
+    if path.startswith("!"):  # "GET !/v1/jobs": without a token
+        path, token = path[1:], None
     req = urllib.request.Request(base + path, method=method)
-    if os.environ.get("WE_TOKEN"):
-        req.add_header("Authorization", "Bearer " + os.environ["WE_TOKEN"])
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             status, ctype, body = r.status, r.headers.get("Content-Type", ""), r.read()
@@ -67,6 +73,10 @@ def check_request(spec, base, method, path):
         schema = {"$ref": "#/components/schemas/ErrorEnvelope"}
     else:
         resp = op["responses"].get(str(status))
+        # 401/403/429 apply to every operation that needs a token (its
+        # security, or the spec's global one, is non-empty)
+        if resp is None and status in AUTH_RESPONSES and op.get("security", spec.get("security")):
+            resp = {"$ref": "#/components/responses/" + AUTH_RESPONSES[status]}
         if resp is None:
             sys.exit(f"{method} {path}: status {status} is not documented")
         resp = resolve(spec, resp)

@@ -46,8 +46,6 @@
 
 #define CACHE_SLOTS 1024
 #define CACHE_WAYS 4
-#define BUCKET_SLOTS 4096
-#define BUCKET_WAYS 16
 #define ADMIN_CHECK_MS 3000
 #define PLUGIN_TIMEOUT_MS 5000
 #define TOKEN_MAX 8192
@@ -65,322 +63,6 @@ int kn_role_parse(const char *s)
         if (s && strcmp(s, role_names[i]) == 0)
             return i;
     return -1;
-}
-
-/* ---- configuration ------------------------------------------------------ */
-
-static bool valid_cidr(const char *item)
-{
-    char buf[64];
-    unsigned char addr[16];
-    size_t n = strcspn(item, "/");
-    if (n == 0 || n >= sizeof buf)
-        return false;
-    memcpy(buf, item, n);
-    buf[n] = '\0';
-    int fam = strchr(buf, ':') ? AF_INET6 : AF_INET;
-    if (inet_pton(fam, buf, addr) != 1)
-        return false;
-    if (!item[n])
-        return true;
-    char *end;
-    long bits = strtol(item + n + 1, &end, 10);
-    return end != item + n + 1 && !*end && bits >= 0 && bits <= (fam == AF_INET ? 32 : 128);
-}
-
-/* Calls check on each comma-separated, space-trimmed item of list; returns
- * the first item check refuses (copied into bad), or false when all pass. */
-static bool list_find_bad(const char *list, bool (*check)(const char *), char *bad, size_t bad_len)
-{
-    const char *p = list;
-    while (p && *p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        size_t n = strcspn(p, ",");
-        while (n && p[n - 1] == ' ')
-            n--;
-        if (n) {
-            char item[256];
-            snprintf(item, sizeof item, "%.*s", (int)(n < 255 ? n : 255), p);
-            if (n > 255 || !check(item)) {
-                snprintf(bad, bad_len, "%s", item);
-                return true;
-            }
-        }
-        p += strcspn(p, ",");
-    }
-    return false;
-}
-
-static bool valid_origin(const char *o)
-{
-    if (strcmp(o, "*") == 0)
-        return true;
-    if (strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0)
-        return false;
-    const char *host = strstr(o, "://") + 3;
-    return *host && !strchr(host, '/');
-}
-
-static bool valid_dev_token(const char *item)
-{
-    const char *colon = strchr(item, ':');
-    if (!colon)
-        return false;
-    char role[16];
-    snprintf(role, sizeof role, "%.*s", (int)(colon - item < 15 ? colon - item : 15), item);
-    return kn_role_parse(role) > 0 && strlen(colon + 1) >= 16;
-}
-
-static const char *nonempty(const char *s)
-{
-    return s && *s ? s : NULL;
-}
-
-static int load_lists(kn_security *s, we_err *err)
-{
-    char bad[256];
-    if (list_find_bad(s->trusted_proxies, valid_cidr, bad, sizeof bad))
-        return we_err_set(err, WE_EINVAL, "TRUSTED_PROXIES: '%s' is not an IP address or CIDR",
-                          bad);
-    if (list_find_bad(s->cors_origins, valid_origin, bad, sizeof bad))
-        return we_err_set(err, WE_EINVAL,
-                          "CORS_ALLOWED_ORIGINS: '%s' is not an origin (scheme://host[:port]) "
-                          "or *",
-                          bad);
-    if (s->dev_tokens && list_find_bad(s->dev_tokens, valid_dev_token, bad, sizeof bad))
-        return we_err_set(err, WE_EINVAL,
-                          "WEBENCODE_DEV_TOKENS: an entry is not role:token with a role of "
-                          "viewer, operator or admin and a token of at least 16 characters");
-    return 0;
-}
-
-int kn_security_load(kn_config *cfg, we_err *err)
-{
-    kn_security *s = &cfg->sec;
-    const char *mode = we_cfg_str("WEBENCODE_MODE", "production");
-    if (strcmp(mode, "production") != 0 && strcmp(mode, "development") != 0)
-        return we_err_set(err, WE_EINVAL, "WEBENCODE_MODE must be production or development");
-    s->dev_mode = strcmp(mode, "development") == 0;
-    s->dev_tokens = nonempty(we_cfg_str("WEBENCODE_DEV_TOKENS", NULL));
-    if (s->dev_tokens && !s->dev_mode)
-        return we_err_set(err, WE_EINVAL,
-                          "WEBENCODE_DEV_TOKENS is set but WEBENCODE_MODE is production: dev-mode "
-                          "tokens are never accepted in production; unset WEBENCODE_DEV_TOKENS "
-                          "(or set WEBENCODE_MODE=development on a development machine)");
-    s->bootstrap_token = nonempty(we_cfg_str("WEBENCODE_BOOTSTRAP_ADMIN_TOKEN", NULL));
-    if (s->bootstrap_token && strlen(s->bootstrap_token) < 32)
-        return we_err_set(err, WE_EINVAL,
-                          "WEBENCODE_BOOTSTRAP_ADMIN_TOKEN must be at least 32 characters");
-    s->trusted_proxies = we_cfg_str("TRUSTED_PROXIES", "");
-    s->cors_origins = we_cfg_str("CORS_ALLOWED_ORIGINS", "");
-    int rc = we_cfg_bool("AUTH_ANONYMOUS_METRICS", true, &s->metrics_anonymous, err);
-    if (!rc)
-        rc = we_cfg_int("AUTH_CACHE_TTL_S", 10, 0, 3600, &s->cache_ttl_s, err);
-    if (!rc)
-        rc = we_cfg_int("RATE_LIMIT_RPS", 50, 0, 1000000, &s->rate_rps, err);
-    if (!rc)
-        rc = we_cfg_int("RATE_LIMIT_BURST", 100, 1, 1000000, &s->rate_burst, err);
-    if (!rc)
-        rc = we_cfg_int("RATE_LIMIT_IP_RPS", 5, 0, 1000000, &s->ip_rps, err);
-    if (!rc)
-        rc = we_cfg_int("RATE_LIMIT_IP_BURST", 20, 1, 1000000, &s->ip_burst, err);
-    if (!rc)
-        rc = we_cfg_int("MAX_JSON_DEPTH", 32, 2, 1000, &s->max_json_depth, err);
-    return rc ? rc : load_lists(s, err);
-}
-
-/* ---- addresses ---------------------------------------------------------- */
-
-static bool cidr_contains(const char *cidr, const char *ip)
-{
-    unsigned char net[16], addr[16];
-    char buf[64];
-    size_t n = strcspn(cidr, "/");
-    if (n >= sizeof buf)
-        return false;
-    memcpy(buf, cidr, n);
-    buf[n] = '\0';
-    int fam = strchr(buf, ':') ? AF_INET6 : AF_INET;
-    if (inet_pton(fam, buf, net) != 1 || inet_pton(fam, ip, addr) != 1)
-        return false;
-    int len = fam == AF_INET ? 4 : 16;
-    int bits = cidr[n] ? atoi(cidr + n + 1) : len * 8;
-    for (int i = 0; i < len && bits > 0; i++, bits -= 8) {
-        unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
-        if ((net[i] & mask) != (addr[i] & mask))
-            return false;
-    }
-    return true;
-}
-
-bool kn_ip_in_list(const char *list, const char *ip)
-{
-    const char *p = list;
-    while (p && *p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        size_t n = strcspn(p, ",");
-        char item[80];
-        size_t m = n;
-        while (m && p[m - 1] == ' ')
-            m--;
-        if (m && m < sizeof item) {
-            memcpy(item, p, m);
-            item[m] = '\0';
-            if (cidr_contains(item, ip))
-                return true;
-        }
-        p += n;
-    }
-    return false;
-}
-
-static bool valid_ip(const char *s)
-{
-    unsigned char a[16];
-    return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
-}
-
-bool kn_forwarded_client(const char *xff, const char *trusted, char *out, size_t out_len)
-{
-    size_t end = strlen(xff);
-    while (end > 0) {
-        size_t start = end;
-        while (start > 0 && xff[start - 1] != ',')
-            start--;
-        const char *b = xff + start, *e = xff + end;
-        while (b < e && isspace((unsigned char)*b))
-            b++;
-        while (e > b && isspace((unsigned char)e[-1]))
-            e--;
-        char ip[64];
-        if (e - b <= 0 || (size_t)(e - b) >= sizeof ip)
-            return false;
-        memcpy(ip, b, (size_t)(e - b));
-        ip[e - b] = '\0';
-        if (!valid_ip(ip))
-            return false; /* garbage: trust nothing further left */
-        if (!kn_ip_in_list(trusted, ip)) {
-            snprintf(out, out_len, "%s", ip);
-            return true;
-        }
-        end = start ? start - 1 : 0;
-    }
-    return false;
-}
-
-void kn_auth_client_ip(kn_req *r)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(r->client_ip, sizeof r->client_ip, "unknown");
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client_ip,
-                      sizeof r->client_ip);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client_ip,
-                      sizeof r->client_ip);
-    }
-    const char *trusted = r->kn->cfg.sec.trusted_proxies;
-    if (!*trusted || !kn_ip_in_list(trusted, r->client_ip))
-        return;
-    const char *xff = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-For");
-    char ip[48];
-    if (xff && kn_forwarded_client(xff, trusted, ip, sizeof ip))
-        snprintf(r->client_ip, sizeof r->client_ip, "%s", ip);
-}
-
-bool kn_cors_allowed(const kn_ctx *kn, const char *origin)
-{
-    const char *list = kn->cfg.sec.cors_origins;
-    if (!origin || !*list)
-        return false;
-    size_t olen = strlen(origin);
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        size_t n = strcspn(p, ",");
-        size_t m = n;
-        while (m && p[m - 1] == ' ')
-            m--;
-        if ((m == 1 && *p == '*') || (m == olen && strncmp(p, origin, m) == 0))
-            return true;
-        p += n;
-    }
-    return false;
-}
-
-/* ---- rate limits -------------------------------------------------------- */
-
-int kn_bucket_take(kn_bucket *b, double rate, double burst, int64_t now_ms)
-{
-    if (b->last_ms == 0) {
-        b->tokens = burst;
-        b->last_ms = now_ms;
-    }
-    double elapsed = (double)(now_ms - b->last_ms) / 1000.0;
-    if (elapsed > 0) {
-        b->tokens = b->tokens + elapsed * rate;
-        if (b->tokens > burst)
-            b->tokens = burst;
-        b->last_ms = now_ms;
-    }
-    if (b->tokens >= 1.0) {
-        b->tokens -= 1.0;
-        return 0;
-    }
-    int wait = (int)((1.0 - b->tokens) / rate + 0.999);
-    return wait < 1 ? 1 : wait;
-}
-
-typedef struct bucket_slot {
-    char key[72];
-    kn_bucket b;
-} bucket_slot;
-
-static pthread_mutex_t g_bucket_mu = PTHREAD_MUTEX_INITIALIZER;
-static bucket_slot *g_buckets;
-
-static uint32_t fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
-/* The bucket of key, or the stalest slot near it (reused); under the lock. */
-static kn_bucket *bucket_of(const char *key)
-{
-    uint32_t h = fnv1a(key);
-    bucket_slot *oldest = NULL;
-    for (int i = 0; i < BUCKET_WAYS; i++) {
-        bucket_slot *s = &g_buckets[(h + (uint32_t)i) % BUCKET_SLOTS];
-        if (strcmp(s->key, key) == 0)
-            return &s->b;
-        if (!oldest || s->b.last_ms < oldest->b.last_ms)
-            oldest = s;
-    }
-    snprintf(oldest->key, sizeof oldest->key, "%s", key);
-    oldest->b = (kn_bucket){ 0, 0 };
-    return &oldest->b;
-}
-
-/* peek: only tell whether a request could go, without taking a token. */
-static int rate_take(const char *key, long rate, long burst, bool peek)
-{
-    if (rate <= 0 || !g_buckets)
-        return 0;
-    pthread_mutex_lock(&g_bucket_mu);
-    kn_bucket *b = bucket_of(key);
-    kn_bucket copy = *b;
-    int wait = kn_bucket_take(peek ? &copy : b, (double)rate, (double)burst, we_now_mono_ms());
-    pthread_mutex_unlock(&g_bucket_mu);
-    return wait;
 }
 
 /* ---- token cache -------------------------------------------------------- */
@@ -455,16 +137,15 @@ void kn_auth_init(kn_ctx *kn)
 {
     (void)kn;
     g_cache = calloc(CACHE_SLOTS, sizeof *g_cache);
-    g_buckets = calloc(BUCKET_SLOTS, sizeof *g_buckets);
-    WE_ASSERT(g_cache && g_buckets);
+    WE_ASSERT(g_cache != NULL);
+    kn_rate_init();
 }
 
 void kn_auth_fini(void)
 {
     free(g_cache);
-    free(g_buckets);
     g_cache = NULL;
-    g_buckets = NULL;
+    kn_rate_fini();
 }
 
 /* ---- resolving a token -------------------------------------------------- */
@@ -666,7 +347,7 @@ static int resolve(kn_ctx *kn, const char *token, const char *ip_key, kn_identit
     token_hash(token, hash);
     if (cache_get(hash, who))
         return A_OK;
-    if ((*wait_s = rate_take(ip_key, s->ip_rps, s->ip_burst, true)) != 0)
+    if ((*wait_s = kn_rate_take(ip_key, s->ip_rps, s->ip_burst, true)) != 0)
         return A_INVALID;
     int64_t expires_ms = 0;
     int rc = ask_plugins(kn, token, who, &expires_ms);
@@ -735,7 +416,7 @@ static int unauthenticated(kn_req *r, int outcome, enum MHD_Result *replied)
 {
     char key[72];
     snprintf(key, sizeof key, "ip:%s", r->client_ip);
-    rate_take(key, r->kn->cfg.sec.ip_rps, r->kn->cfg.sec.ip_burst, false);
+    kn_rate_take(key, r->kn->cfg.sec.ip_rps, r->kn->cfg.sec.ip_burst, false);
     r->www_authenticate = true;
     if (outcome == A_EXPIRED)
         return refuse(r, 401, "WE-AUTH-002", "the token has expired", replied);
@@ -761,7 +442,7 @@ int kn_auth_request(kn_req *r, const kn_route *rt, enum MHD_Result *replied)
     snprintf(key, sizeof key, "ip:%s", r->client_ip);
     int wait = 0;
     if (!token) {
-        wait = rate_take(key, s->ip_rps, s->ip_burst, true);
+        wait = kn_rate_take(key, s->ip_rps, s->ip_burst, true);
         return wait ? too_many(r, wait, replied) : unauthenticated(r, -1, replied);
     }
     unsigned char hash[32];
@@ -776,7 +457,7 @@ int kn_auth_request(kn_req *r, const kn_route *rt, enum MHD_Result *replied)
     }
     snprintf(r->who.limit_key, sizeof r->who.limit_key, "tok:%02x%02x%02x%02x%02x%02x%02x%02x",
              hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7]);
-    if (!anonymous_ok && (wait = rate_take(r->who.limit_key, s->rate_rps, s->rate_burst, false)))
+    if (!anonymous_ok && (wait = kn_rate_take(r->who.limit_key, s->rate_rps, s->rate_burst, false)))
         return too_many(r, wait, replied);
     if (r->who.role < rt->role) {
         char msg[160];

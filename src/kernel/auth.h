@@ -34,6 +34,16 @@ void kn_auth_cache_clear(void);
 /* Whether origin may call the API from a browser (CORS_ALLOWED_ORIGINS). */
 bool kn_cors_allowed(const kn_ctx *kn, const char *origin);
 
+/* --- shared by auth*.c ------------------------------------------------------ */
+
+/* Takes a token from key's bucket (rate per second, burst; rate <= 0: no
+ * limit). peek: only tell. Returns 0, or the seconds to wait. */
+int kn_rate_take(const char *key, long rate, long burst, bool peek);
+void kn_rate_init(void);
+void kn_rate_fini(void);
+/* Whether item is an IPv4/IPv6 address or CIDR. */
+bool kn_cidr_valid(const char *item);
+
 /* --- exposed for unit tests ---------------------------------------------- */
 
 /* Whether ip (text) lies in the comma-separated list of addresses and CIDRs. */

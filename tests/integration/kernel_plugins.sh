@@ -41,6 +41,7 @@ h_eq 404 "$H_STATUS" "hostile plugin id"
 
 # --- configuration: validated, secrets write-only, persisted
 secret="s3cr3t-$(date +%s%N)"
+h_secret "$secret"
 h_req PUT /v1/plugins/test-echo/config "{\"config\":{\"greeting\":\"bonjour\",\"token\":\"$secret\"}}"
 h_eq 200 "$H_STATUS" "PUT config"
 h_eq bonjour "$(h_jq .config.greeting)" "greeting applied"

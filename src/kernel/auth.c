@@ -306,9 +306,10 @@ static int ask_plugins(kn_ctx *kn, const char *token, kn_identity *who, int64_t 
         json_t *res = NULL;
         we_rpc_error rerr;
         memset(&rerr, 0, sizeof rerr);
-        int rc = we_host_call(kn->plugins, id, "auth.authenticate",
-                              json_pack("{s:s}", "token", token), PLUGIN_TIMEOUT_MS, NULL, NULL,
-                              NULL, &res, &rerr, NULL);
+        json_t *params = json_pack("{s:s}", "token", token);
+        int rc = we_host_call(kn->plugins, id, "auth.authenticate", params, PLUGIN_TIMEOUT_MS,
+                              NULL, NULL, NULL, &res, &rerr, NULL);
+        json_decref(params); /* borrowed by the call */
         if (rc == 0)
             outcome = from_plugin(id, res, who, expires_ms);
         else if (rc == WE_EIO && !strcmp(rerr.we_code, "WE-AUTH-002"))

@@ -16,10 +16,11 @@ export TASK_LEASE_S=900 DISPATCH_ACK_WAIT_S=900 WORKER_SLOTS=1
 vod_stack 0
 vod_media src.mp4 30 640x360 30
 
+export -f vod_ffmpeg_pids
 # ffmpeg_of JOB: waits for an FFmpeg of the job to run, pauses it, prints its pid.
 ffmpeg_of() {
   local p
-  h_wait_for 60 bash -c "[ -n \"\$(. '$WE_SRC/tests/lib/vod.sh' 2>/dev/null; vod_ffmpeg_pids '$1')\" ]" ||
+  h_wait_for 60 bash -c "[ -n \"\$(vod_ffmpeg_pids '$1')\" ]" ||
     h_fail "no FFmpeg ran for job $1"
   p=$(vod_ffmpeg_pids "$1" | head -1)
   kill -STOP "$p"

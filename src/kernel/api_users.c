@@ -77,6 +77,7 @@ static enum MHD_Result forward(kn_req *r, const char *method, json_t *params, un
     memset(&rerr, 0, sizeof rerr);
     int rc = we_host_call(r->kn->plugins, id, method, params, CALL_TIMEOUT_MS, NULL, NULL, NULL,
                           &res, &rerr, NULL);
+    json_decref(params); /* we_host_call borrows it */
     if (changes)
         kn_auth_cache_clear();
     if (rc == 0) {

@@ -20,10 +20,10 @@
 #include "api.h"
 #include "api_jobs.h" /* kn_job_id_valid and the keyset cursor */
 #include "events.h"
-#include "webhooks.h"
 #include "we_log.h"
 #include "we_netpolicy.h"
 #include "we_util.h"
+#include "webhooks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,20 +35,22 @@
 #define SECRET_MIN 16
 #define SECRET_MAX 256
 
+/* clang-format off */
 #define HOOK_JSON                                                                                  \
-    "json_build_object('id', w.id, 'url', w.url, 'events', to_json(w.events),"                    \
-    " 'active', w.active, 'secret', '" KN_WEBHOOK_SECRET_MASK "',"                                  \
-    " 'failure_count', w.failure_count, 'last_delivery_at', " TS("w.last_delivery_at") ","        \
-    " 'created_by', w.user_id, 'created_at', " TS("w.created_at") ","                             \
+    "json_build_object('id', w.id, 'url', w.url, 'events', to_json(w.events),"                     \
+    " 'active', w.active, 'secret', '" KN_WEBHOOK_SECRET_MASK "',"                                 \
+    " 'failure_count', w.failure_count, 'last_delivery_at', " TS("w.last_delivery_at") ","         \
+    " 'created_by', w.user_id, 'created_at', " TS("w.created_at") ","                              \
     " 'updated_at', " TS("w.updated_at") ")"
 
 #define DELIVERY_JSON                                                                              \
-    "json_build_object('id', d.id, 'webhook_id', d.webhook_id, 'event_id', d.event_id,"           \
-    " 'event', d.event, 'status', d.status, 'attempts', d.attempts,"                              \
-    " 'last_status_code', d.last_status_code, 'last_error', d.last_error,"                        \
-    " 'next_attempt_at', CASE WHEN d.status = 'pending' THEN " TS("d.next_attempt_at") " END,"    \
-    " 'delivered_at', " TS("d.delivered_at") ", 'created_at', " TS("d.created_at") ","            \
+    "json_build_object('id', d.id, 'webhook_id', d.webhook_id, 'event_id', d.event_id,"            \
+    " 'event', d.event, 'status', d.status, 'attempts', d.attempts,"                               \
+    " 'last_status_code', d.last_status_code, 'last_error', d.last_error,"                         \
+    " 'next_attempt_at', CASE WHEN d.status = 'pending' THEN " TS("d.next_attempt_at") " END,"     \
+    " 'delivered_at', " TS("d.delivered_at") ", 'created_at', " TS("d.created_at") ","             \
     " 'updated_at', " TS("d.updated_at") ", 'payload', d.payload)"
+/* clang-format on */
 
 static const char *const list_sql =
     "SELECT coalesce(json_agg(" HOOK_JSON " ORDER BY w.created_at, w.id), '[]') FROM webhooks w";
@@ -63,7 +65,8 @@ static const char *const update_sql =
     "  ELSE ARRAY(SELECT jsonb_array_elements_text($4::jsonb)) END,"
     " active = coalesce($5::boolean, active) WHERE id = $1::uuid RETURNING *)"
     " SELECT " HOOK_JSON " FROM w";
-static const char *const delete_sql = "DELETE FROM webhooks WHERE id = $1::uuid RETURNING to_json(true)";
+static const char *const delete_sql =
+    "DELETE FROM webhooks WHERE id = $1::uuid RETURNING to_json(true)";
 
 /* $1 webhook, $2 statuses (comma-separated, validated), $3/$4 cursor, $5 limit. */
 static const char *const deliveries_sql =
@@ -157,8 +160,9 @@ static int check_url(kn_ctx *kn, json_t *v, we_err *err)
     else if (url && !strncmp(url, "https://", 8))
         rest = url + 8;
     if (!rest || strlen(url) > URL_MAX || !printable(url))
-        return we_err_set(err, WE_EINVAL, "url: expected an http:// or https:// URL of at most "
-                                          "%d characters, without spaces or control characters",
+        return we_err_set(err, WE_EINVAL,
+                          "url: expected an http:// or https:// URL of at most "
+                          "%d characters, without spaces or control characters",
                           URL_MAX);
     if (we_net_url_host(rest, host, &why) != 0 ||
         (!kn->cfg.hooks.allow_private &&
@@ -172,16 +176,21 @@ static int check_events(json_t *v, we_err *err)
     size_t i, j;
     json_t *e;
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > EVENTS_MAX)
-        return we_err_set(err, WE_EINVAL, "events: expected a list of 1 to %d event names (or "
-                                          "\"*\" for all)", EVENTS_MAX);
-    json_array_foreach(v, i, e) {
+        return we_err_set(err, WE_EINVAL,
+                          "events: expected a list of 1 to %d event names (or "
+                          "\"*\" for all)",
+                          EVENTS_MAX);
+    json_array_foreach(v, i, e)
+    {
         const char *name = json_string_value(e);
         if (!name || (strcmp(name, "*") && !kn_webhook_event_known(name)))
-            return we_err_set(err, WE_EINVAL, "events[%zu]: unknown event; expected \"*\" or one "
-                                              "of job.created, job.started, job.completed, "
-                                              "job.failed, job.cancelled, worker.joined, "
-                                              "worker.lost, stream.started, stream.ended, "
-                                              "recording.ready", i);
+            return we_err_set(err, WE_EINVAL,
+                              "events[%zu]: unknown event; expected \"*\" or one "
+                              "of job.created, job.started, job.completed, "
+                              "job.failed, job.cancelled, worker.joined, "
+                              "worker.lost, stream.started, stream.ended, "
+                              "recording.ready",
+                              i);
         for (j = 0; j < i; j++)
             if (json_equal(e, json_array_get(v, j)))
                 return we_err_set(err, WE_EINVAL, "events[%zu]: listed twice", i);
@@ -195,8 +204,10 @@ static int check_secret(json_t *v, bool create, we_err *err)
     if (s && !create && !strcmp(s, KN_WEBHOOK_SECRET_MASK))
         return 0;
     if (!s || strlen(s) < SECRET_MIN || strlen(s) > SECRET_MAX || !printable(s))
-        return we_err_set(err, WE_EINVAL, "secret: expected %d to %d printable characters "
-                                          "without spaces", SECRET_MIN, SECRET_MAX);
+        return we_err_set(err, WE_EINVAL,
+                          "secret: expected %d to %d printable characters "
+                          "without spaces",
+                          SECRET_MIN, SECRET_MAX);
     return 0;
 }
 
@@ -204,19 +215,23 @@ static int check_fields(json_t *body, bool create, we_err *err)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(body, key, v) {
+    json_object_foreach(body, key, v)
+    {
         if (strcmp(key, "url") && strcmp(key, "events") && strcmp(key, "secret") &&
             strcmp(key, "active"))
-            return we_err_set(err, WE_EINVAL, "%s: unknown field (expected url, events, secret, "
-                                              "active)", key);
+            return we_err_set(err, WE_EINVAL,
+                              "%s: unknown field (expected url, events, secret, "
+                              "active)",
+                              key);
     }
     if (create && !json_object_get(body, "url"))
         return we_err_set(err, WE_EINVAL, "url: required");
     if (create && !json_object_get(body, "events"))
         return we_err_set(err, WE_EINVAL, "events: required");
     if (!create && json_object_size(body) == 0)
-        return we_err_set(err, WE_EINVAL, "body: expected at least one of url, events, secret, "
-                                          "active");
+        return we_err_set(err, WE_EINVAL,
+                          "body: expected at least one of url, events, secret, "
+                          "active");
     return 0;
 }
 
@@ -247,8 +262,7 @@ static int parse_body(kn_ctx *kn, json_t *body, bool create, hook_body *b, we_er
 }
 
 /* The body, validated; -1 after replying. */
-static int read_body(kn_req *r, bool create, json_t **body, hook_body *b,
-                     enum MHD_Result *replied)
+static int read_body(kn_req *r, bool create, json_t **body, hook_body *b, enum MHD_Result *replied)
 {
     we_err err;
     if (kn_body_object(r, body, replied) != 0)
@@ -283,7 +297,8 @@ enum MHD_Result kn_api_webhooks_list(kn_req *r)
         return kn_reply_internal(r, "webhook list query returned no JSON array");
     }
     return kn_reply_json(
-        r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
+        r, 200,
+        json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
 }
 
 enum MHD_Result kn_api_webhooks_get(kn_req *r)
@@ -375,7 +390,8 @@ enum MHD_Result kn_api_webhooks_delete(kn_req *r)
     return kn_reply_text(r, 204, "application/json", "", 0);
 }
 
-/* ---- deliveries ------------------------------------------------------------------------------- */
+/* ---- deliveries -------------------------------------------------------------------------------
+ */
 
 static bool statuses_valid(const char *s)
 {
@@ -409,14 +425,16 @@ enum MHD_Result kn_api_webhooks_deliveries(kn_req *r)
     we_err err;
     long long limit;
     char ts[40], cid[37], lim[24];
-    const char *id = kn_param(r, 0), *status = kn_query(r, "status"), *cursor = kn_query(r, "cursor");
+    const char *id = kn_param(r, 0), *status = kn_query(r, "status"),
+               *cursor = kn_query(r, "cursor");
     status = status && status[0] ? status : NULL;
     cursor = cursor && cursor[0] ? cursor : NULL;
     if (!kn_job_id_valid(id))
         return not_found(r);
     if (status && !statuses_valid(status))
-        return bad_param(r, "status", "expected delivery statuses separated by commas (pending, "
-                                      "delivering, succeeded, failed)");
+        return bad_param(r, "status",
+                         "expected delivery statuses separated by commas (pending, "
+                         "delivering, succeeded, failed)");
     if (!kn_job_query_int(r, "limit", 50, 1, 200, &limit))
         return bad_param(r, "limit", "expected an integer from 1 to 200");
     if (cursor && !kn_job_cursor_decode(cursor, ts, cid))
@@ -429,8 +447,8 @@ enum MHD_Result kn_api_webhooks_deliveries(kn_req *r)
     we_pg_release(r->kn->db, c);
     if (rc != 0)
         return kn_reply_db_error(r, rc, err.msg);
-    enum MHD_Result replied = PQgetisnull(res, 0, 0) ? not_found(r)
-                                                     : kn_reply_json(r, 200, deliveries_body(res));
+    enum MHD_Result replied =
+        PQgetisnull(res, 0, 0) ? not_found(r) : kn_reply_json(r, 200, deliveries_body(res));
     PQclear(res);
     return replied;
 }
@@ -451,11 +469,13 @@ enum MHD_Result kn_api_webhooks_redeliver(kn_req *r)
         return kn_reply_db_error(r, rc, err.msg);
     enum MHD_Result replied;
     if (PQntuples(res) == 0) {
-        replied = kn_reply_error(r, 404, KN_DELIVERY_NOT_FOUND, "no such delivery of this webhook",
-                                 NULL);
+        replied =
+            kn_reply_error(r, 404, KN_DELIVERY_NOT_FOUND, "no such delivery of this webhook", NULL);
     } else if (PQgetisnull(res, 0, 1)) {
-        replied = kn_reply_error(r, 409, KN_DELIVERY_BUSY, "the delivery is being sent right now; "
-                                 "retry when it finished", json_pack("{s:s}", "status", "delivering"));
+        replied = kn_reply_error(r, 409, KN_DELIVERY_BUSY,
+                                 "the delivery is being sent right now; "
+                                 "retry when it finished",
+                                 json_pack("{s:s}", "status", "delivering"));
     } else {
         char msgid[80];
         snprintf(msgid, sizeof msgid, "%s.m%lld", id, (long long)we_now_ms());

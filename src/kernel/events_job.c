@@ -14,6 +14,7 @@
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+/* clang-format off */
 static const char *const job_sql =
     "SELECT j.user_id::text, json_build_object('id', j.id, 'status', j.status,"
     " 'profiles', to_json(j.profiles), 'progress', round(j.progress::numeric, 2),"
@@ -22,6 +23,7 @@ static const char *const job_sql =
     " 'error_code', j.error_code, 'error_message', j.error_message,"
     " 'created_at', " TS("j.created_at") ", 'started_at', " TS("j.started_at") ","
     " 'finished_at', " TS("j.finished_at") ")::text FROM jobs j WHERE j.id = $1::uuid";
+/* clang-format on */
 
 void kn_event_job(kn_ctx *kn, const char *type, const char *job_id)
 {

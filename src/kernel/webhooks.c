@@ -27,8 +27,16 @@
 #include <string.h>
 
 const char *const kn_webhook_events[] = {
-    "job.created",    "job.started",  "job.completed", "job.failed",      "job.cancelled",
-    "worker.joined",  "worker.lost",  "stream.started", "stream.ended",   "recording.ready",
+    "job.created",
+    "job.started",
+    "job.completed",
+    "job.failed",
+    "job.cancelled",
+    "worker.joined",
+    "worker.lost",
+    "stream.started",
+    "stream.ended",
+    "recording.ready",
     NULL,
 };
 
@@ -59,8 +67,7 @@ int kn_webhooks_config_load(kn_config *cfg, we_err *err)
 
 /* ---- signing and backoff ------------------------------------------------------ */
 
-void kn_hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t len,
-                        char out[65])
+void kn_hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t len, char out[65])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];

@@ -42,8 +42,7 @@ extern const char *const kn_webhook_events[];
 bool kn_webhook_event_known(const char *name);
 
 /* Lowercase hex HMAC-SHA256(key, data) into out[65]. */
-void kn_hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t len,
-                        char out[65]);
+void kn_hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t len, char out[65]);
 /* The X-WebEncode-Signature value, "sha256=" + hex HMAC-SHA256(secret,
  * timestamp "." body), into out[72]. */
 void kn_webhook_sign(const char *secret, const char *timestamp, const char *body, size_t len,

@@ -33,10 +33,10 @@
  * Threads: each sender owns its subscription and its curl handle; the
  * sweeper owns nothing. All shared state is in PostgreSQL and JetStream.
  */
-#include "webhooks.h"
 #include "we_log.h"
 #include "we_netpolicy.h"
 #include "we_util.h"
+#include "webhooks.h"
 
 #include <curl/curl.h>
 #include <netdb.h>
@@ -112,8 +112,8 @@ static int ensure_consumer(kn_ctx *kn, jsCtx *js, we_err *err)
     cc.AckPolicy = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
     cc.AckWait = ack_wait_ms(kn) * 1000000LL; /* ns (deps.md) */
-    cc.MaxDeliver = -1;                        /* retries end by age, not by count */
-    cc.MaxAckPending = 100000;                 /* deliveries waiting out a backoff count */
+    cc.MaxDeliver = -1;                       /* retries end by age, not by count */
+    cc.MaxAckPending = 100000;                /* deliveries waiting out a backoff count */
     cc.Replicas = (int)kn->cfg.stream_replicas;
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
@@ -240,13 +240,15 @@ static int claim_tx(sender *s, PGconn *c, delivery *d, claim_kind *kind, int64_t
     PQclear(r);
     if (*kind == CLAIMED && !active) {
         *kind = DROP;
-        return we_pg_exec(c, "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at"
-                             " = NULL, last_error = 'the webhook is disabled' WHERE id = $1::uuid",
+        return we_pg_exec(c,
+                          "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at"
+                          " = NULL, last_error = 'the webhook is disabled' WHERE id = $1::uuid",
                           1, p, NULL, err);
     }
     if (*kind == CLAIMED)
-        rc = we_pg_exec(c, "UPDATE webhook_deliveries SET status = 'delivering' WHERE id = $1::uuid",
-                        1, p, NULL, err);
+        rc =
+            we_pg_exec(c, "UPDATE webhook_deliveries SET status = 'delivering' WHERE id = $1::uuid",
+                       1, p, NULL, err);
     return rc;
 }
 
@@ -318,14 +320,17 @@ static int on_progress(void *clientp, curl_off_t dt, curl_off_t dn, curl_off_t u
 /* The body: the stored envelope with its members in their usual order. */
 static char *body_of(const char *payload)
 {
-    static const char *const order[] = { "id", "type", "time", "resource", "user_id", "data", NULL };
+    static const char *const order[] = {
+        "id", "type", "time", "resource", "user_id", "data", NULL
+    };
     json_t *src = json_loads(payload, 0, NULL), *out = json_object();
     const char *key;
     json_t *v;
     for (const char *const *k = order; src && *k; k++)
         if ((v = json_object_get(src, *k)))
             json_object_set(out, *k, v);
-    json_object_foreach(src, key, v) {
+    json_object_foreach(src, key, v)
+    {
         if (!json_object_get(out, key))
             json_object_set(out, key, v);
     }
@@ -394,9 +399,11 @@ static void printable(char *s)
 static void describe_failure(delivery *d, CURLcode cc, const char *errbuf)
 {
     if (d->refused)
-        snprintf(d->error, sizeof d->error, "refused: the endpoint resolves to a loopback, "
+        snprintf(d->error, sizeof d->error,
+                 "refused: the endpoint resolves to a loopback, "
                  "private, link-local or reserved address (%s); set WEBHOOK_ALLOW_PRIVATE=true "
-                 "to allow it", d->refused_addr);
+                 "to allow it",
+                 d->refused_addr);
     else if (d->status)
         snprintf(d->error, sizeof d->error, "HTTP %ld%s%s", d->status, d->resp[0] ? ": " : "",
                  d->resp);
@@ -473,7 +480,8 @@ static void settle(sender *s, delivery *d, bool ok, int64_t elapsed_ms, natsMsg 
         natsMsg_NakWithDelay(m, wait, NULL);
     if (ok)
         we_info("webhook delivered", WE_S("delivery_id", d->id), WE_S("webhook_id", d->webhook_id),
-                WE_S("event", d->event), WE_I("status", d->status), WE_I("attempt", d->attempts + 1));
+                WE_S("event", d->event), WE_I("status", d->status),
+                WE_I("attempt", d->attempts + 1));
     else
         we_log_at(give_up ? WE_LOG_WARN : WE_LOG_INFO,
                   give_up ? "webhook delivery failed for good" : "webhook attempt failed",
@@ -486,8 +494,10 @@ static void settle(sender *s, delivery *d, bool ok, int64_t elapsed_ms, natsMsg 
 static void release(sender *s, delivery *d, natsMsg *m)
 {
     const char *p[] = { d->id };
-    record(s->kn, "UPDATE webhook_deliveries SET status = 'pending' WHERE id = $1::uuid"
-                  " AND status = 'delivering'", 1, p, NULL);
+    record(s->kn,
+           "UPDATE webhook_deliveries SET status = 'pending' WHERE id = $1::uuid"
+           " AND status = 'delivering'",
+           1, p, NULL);
     natsMsg_Nak(m, NULL);
 }
 
@@ -506,21 +516,19 @@ static void handle(sender *s, natsMsg *m)
     snprintf(d.id, sizeof d.id, "%s", id);
     json_decref(doc);
     claim_kind k = claim(s, &d, &later);
-    if (k == DROP)
+    if (k == CLAIMED) {
+        int64_t t0 = we_now_mono_ms();
+        bool ok = send_one(s, &d);
+        if (d.aborted)
+            release(s, &d, m);
+        else
+            settle(s, &d, ok, we_now_mono_ms() - t0, m);
+    } else if (k == DROP) {
         natsMsg_AckSync(m, NULL, NULL);
-    else if (k == LATER)
-        natsMsg_NakWithDelay(m, later, NULL);
-    else if (k == RETRY_DB)
-        natsMsg_NakWithDelay(m, 2000, NULL);
-    if (k != CLAIMED)
-        return;
-    int64_t t0 = we_now_mono_ms();
-    bool ok = send_one(s, &d);
-    if (d.aborted)
-        release(s, &d, m);
-    else
-        settle(s, &d, ok, we_now_mono_ms() - t0, m);
-    delivery_fini(&d);
+    } else {
+        natsMsg_NakWithDelay(m, k == LATER ? later : 2000, NULL);
+    }
+    delivery_fini(&d); /* also what a claim read before finding the webhook disabled */
 }
 
 static void *sender_main(void *arg)
@@ -550,7 +558,8 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
-/* ---- the sweeper -------------------------------------------------------------------------------- */
+/* ---- the sweeper --------------------------------------------------------------------------------
+ */
 
 /* Deliveries whose message must be lost: pending and overdue by $1 ms, or
  * claimed longer ago than AckWait + $1 ms. They become pending and due. */
@@ -596,7 +605,8 @@ static void *sweeper_main(void *arg)
     return NULL;
 }
 
-/* ---- start and stop ---------------------------------------------------------------------------------- */
+/* ---- start and stop
+ * ---------------------------------------------------------------------------------- */
 
 int kn_webhooks_start(kn_ctx *kn, kn_webhooks **out, we_err *err)
 {

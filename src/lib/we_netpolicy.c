@@ -41,7 +41,8 @@ static uint32_t v4_at(const uint8_t *b)
  * embeddings (mapped, compatible, NAT64, 6to4) judged by their IPv4. */
 static bool v6_private(const uint8_t *b)
 {
-    static const uint8_t zero[12] = { 0 }, mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    static const uint8_t zero[12] = { 0 },
+                         mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
     static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
     if (!memcmp(b, zero, 12) || !memcmp(b, mapped, 12) || !memcmp(b, nat64, 12))
         return v4_private(v4_at(b + 12));
@@ -85,8 +86,9 @@ int we_net_url_host(const char *rest, char host[256], we_err *err)
         hend = hend ? hend : aend;
     }
     size_t n = (size_t)(hend - h);
-    if (n == 0 || n > 253 || strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                       "0123456789.-:") < n ||
+    if (n == 0 || n > 253 ||
+        strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789.-:") < n ||
         !port_ok(hend + (*hend == ']'), aend))
         return we_err_set(err, WE_EINVAL, "expected http(s)://host[:port]/path");
     memcpy(host, h, n);
@@ -106,8 +108,9 @@ int we_net_host_public(const char *host, const char *allow_var, we_err *err)
             continue;
         char txt[INET6_ADDRSTRLEN] = "?";
         getnameinfo(a->ai_addr, a->ai_addrlen, txt, sizeof txt, NULL, 0, NI_NUMERICHOST);
-        rc = we_err_set(err, WE_EINVAL, "host %s resolves to a loopback, private, link-local or "
-                                        "reserved address (%s); set %s=true to allow it",
+        rc = we_err_set(err, WE_EINVAL,
+                        "host %s resolves to a loopback, private, link-local or "
+                        "reserved address (%s); set %s=true to allow it",
                         host, txt, allow_var);
     }
     freeaddrinfo(ai);

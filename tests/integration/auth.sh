@@ -120,8 +120,9 @@ while read -r method path role; do
     fi
     n=$((n + 1))
   done
-done < <(grep -oE '\{ "[A-Z]+", "[^"]+", [a-z_]+, KN_[A-Z]+ \}' "$WE_SRC/src/kernel/routes.c" |
-         sed -E 's/\{ "([A-Z]+)", "([^"]+)", [a-z_]+, (KN_[A-Z]+) \}/\1 \2 \3/' |
+done < <(tr '\n' ' ' <"$WE_SRC/src/kernel/routes.c" |
+         grep -oE '\{ *"[A-Z]+", *"[^"]+", *[a-z_]+, *KN_[A-Z]+ *\}' |
+         sed -E 's/\{ *"([A-Z]+)", *"([^"]+)", *[a-z_]+, *(KN_[A-Z]+) *\}/\1 \2 \3/' |
          grep -v -E '^GET /v1/events ')
 [ "$n" -ge 120 ] || h_fail "only $n route×role checks: route table not parsed?"
 h_log "checked $n route×role combinations"

@@ -4,7 +4,8 @@
 #  - CRUD, validation naming the field, the secret write-only (shown once,
 #    masked after, kept by a PUT without it or with the mask, never logged);
 #  - a real job's job.created, job.started, job.completed, in that order,
-#    signed, each event delivered once; a "*" webhook gets them too;
+#    signed, each event delivered once; a "*" webhook gets them too, and
+#    job.failed (corrupt input) and job.cancelled;
 #  - a receiver failing 3 times: 4 attempts, growing delays, last error kept;
 #  - a receiver that always fails: failed after WEBHOOK_MAX_AGE_S;
 #  - manual redelivery of a succeeded delivery; the test ping;
@@ -19,6 +20,9 @@ export WEBHOOK_ALLOW_PRIVATE=true WEBHOOK_RETRY_BASE_MS=200 WEBHOOK_MAX_AGE_S=3
 export WEBHOOK_TIMEOUT_MS=2000 WEBHOOK_SWEEP_MS=500
 S1=s1-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
 S2=s2-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
+h_secret "$S1"  # the harness fails the test if a log under $H_DIR contains one
+h_secret "$S2"
+h_secret a-brand-new-secret-0123
 
 # recv NAME SECRET [ARGS...]: starts a receiver; its port is in $H_DIR/NAME.port
 recv() {
@@ -80,6 +84,7 @@ h_req POST /v1/webhooks "{\"url\":\"$U\",\"events\":[\"job.created\"]}"
 h_eq 201 "$H_STATUS" "create with a generated secret"
 GEN=$(h_jq .secret)
 GEN_ID=$(h_jq .id)
+h_secret "$GEN"
 [[ $GEN =~ ^[0-9a-f]{64}$ ]] || h_fail "generated secret [$GEN] is not 32 random bytes in hex"
 h_eq "$GEN" "$(h_psql -c "SELECT secret FROM webhooks WHERE id = '$GEN_ID'")" "stored secret"
 h_req GET "/v1/webhooks/$GEN_ID"
@@ -148,13 +153,29 @@ h_eq null "$(h_jq .next_cursor)" "last page"
 refused 400 WE-SYS-004 "" "" GET "/v1/webhooks/$W1/deliveries?status=lost"
 refused 400 WE-SYS-004 "" "" GET "/v1/webhooks/$W1/deliveries?cursor=zzz"
 refused 404 WE-SYS-030 "" "" GET /v1/webhooks/00000000-0000-0000-0000-000000000000/deliveries
+# job.failed (corrupt input) and job.cancelled reach the "*" webhook, once each
+head -c 200000 /dev/urandom >"$STORAGE_FS_ROOT/in/corrupt.mp4"
+BAD=$(vod_submit '{"source_url":"fs://in/corrupt.mp4","profiles":["480p-h264"]}')
+vod_wait "$BAD" failed 60
+CAN=$(vod_submit '{"source_url":"fs://in/src.mp4","profiles":["480p-h264"]}')
+h_req POST "/v1/jobs/$CAN/cancel"
+h_eq 200 "$H_STATUS" "cancel"
+h_wait_for 20 bash -c "jq -s -e '[.[] | select(.path == \"/all\" and .body.data.id == \"$CAN\" and .event == \"job.cancelled\")] | length == 1' '$H_DIR/ok.jsonl'" \
+  || h_fail "job.cancelled not delivered"
+h_wait_for 10 bash -c "jq -s -e '[.[] | select(.path == \"/all\" and .body.data.id == \"$BAD\" and .event == \"job.failed\")] | length == 1' '$H_DIR/ok.jsonl'" \
+  || h_fail "job.failed not delivered"
+h_eq "failed WE-JOB-010" "$(got ok ".[] | select(.path == \"/all\" and .event == \"job.failed\") | \"\(.body.data.status) \(.body.data.error_code)\"")" \
+  "job.failed data"
+h_eq 1 "$(got ok "[.[] | select(.path == \"/all\" and .body.data.id == \"$BAD\" and .event == \"job.created\")] | length")" \
+  "job.created once"
 # the receiver rejects what is not signed with its secret (the check can fail)
 forged=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-WebEncode-Timestamp: $(date +%s)" \
   -H 'X-WebEncode-Signature: sha256=00' -d '{}' "$U")
 h_eq 401 "$forged" "a forged request"
 
 # --- manual redelivery of a succeeded delivery -----------------------------------------------------
-D_CREATED=$(h_psql -c "SELECT id FROM webhook_deliveries WHERE webhook_id = '$W1' AND event = 'job.created'")
+D_CREATED=$(h_psql -c "SELECT id FROM webhook_deliveries WHERE webhook_id = '$W1'
+  AND event = 'job.created' AND payload->'resource'->>'id' = '$JOB'")
 h_req POST "/v1/webhooks/$W1/deliveries/$D_CREATED/redeliver"
 h_eq 202 "$H_STATUS" "redeliver ($H_BODY)"
 h_eq pending "$(h_jq .status)" "redelivery queued"
@@ -199,6 +220,16 @@ h_eq t "$(h_psql -c "SELECT updated_at - created_at >= interval '2.9 seconds' FR
   "retried until WEBHOOK_MAX_AGE_S"
 h_req GET "/v1/webhooks/$W3/deliveries?status=failed"
 h_eq "$D3" "$(h_jq '.items[0].id')" "failed delivery listed"
+# a webhook disabled while a delivery waits for its retry: the delivery ends failed
+W6=$(hook "$(url down y)" '["job.failed"]' "$S2")
+D6=$(ping "$W6")
+h_wait_for 10 bash -c "[ \"\$(psql '$DATABASE_URL' -qAtX -c \"SELECT attempts FROM webhook_deliveries WHERE id = '$D6'\")\" -ge 1 ]" \
+  || h_fail "no first attempt: $(delivery "$D6" '*')"
+h_req PUT "/v1/webhooks/$W6" '{"active":false}'
+h_eq 200 "$H_STATUS" "disable"
+h_wait_for 10 bash -c "[ \"\$(psql '$DATABASE_URL' -qAtX -c \"SELECT status FROM webhook_deliveries WHERE id = '$D6'\")\" = failed ]" \
+  || h_fail "disabled webhook's delivery: $(delivery "$D6" '*')"
+h_eq "the webhook is disabled" "$(delivery "$D6" last_error)" "why it failed"
 
 # --- private addresses without WEBHOOK_ALLOW_PRIVATE ----------------------------------------------
 h_stop_kernel
@@ -242,8 +273,5 @@ h_wait_for 45 bash -c "[ \"\$(psql '$DATABASE_URL' -qAtX -c \"SELECT status FROM
 h_eq 2 "$(delivery "$D5" attempts)" "attempts across the restart"
 h_eq "500 200" "$(got phoenix '[.[].answered] | join(" ")')" "answers across the restart"
 
-# --- no secret in the log -----------------------------------------------------------------------------
-for s in "$S1" "$S2" "$GEN" a-brand-new-secret-0123; do
-  if grep -qF -- "$s" "$H_DIR/kernel.log"; then h_fail "a webhook secret is in kernel.log"; fi
-done
+# (no secret in any log: checked by the harness, h_secret above)
 h_pass

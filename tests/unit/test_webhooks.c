@@ -4,13 +4,15 @@
  * and `openssl dgst -hmac`, the retry backoff, the event names, and the
  * SSRF address policy shared with job sources (src/lib/we_netpolicy.c).
  */
+/* clang-format off: cmocka needs these first, in this order */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+/* clang-format on */
 
-#include "webhooks.h"
 #include "we_netpolicy.h"
+#include "webhooks.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -36,7 +38,8 @@ static void test_signature(void **st)
     const char *body = "{\"id\":\"e1\",\"type\":\"job.created\"}";
     /* python3: hmac.new(secret, b"1700000000." + body, sha256).hexdigest() */
     kn_webhook_sign("0123456789abcdef-secret", "1700000000", body, strlen(body), sig);
-    assert_string_equal(sig, "sha256=10f14f5e58574353062a1a6af5c161fd3e5009d9c9a910cb4f350c87e7a37ebd");
+    assert_string_equal(sig,
+                        "sha256=10f14f5e58574353062a1a6af5c161fd3e5009d9c9a910cb4f350c87e7a37ebd");
     /* another timestamp (a replay with a new time) signs differently */
     char other[72];
     kn_webhook_sign("0123456789abcdef-secret", "1700000001", body, strlen(body), other);
@@ -87,16 +90,26 @@ static bool private6(const char *a)
 
 static void test_addr_policy(void **st)
 {
-    static const char *const refused4[] = { "127.0.0.1",     "10.1.2.3",   "172.16.0.1",
-                                            "172.31.255.255", "192.168.1.1", "169.254.169.254",
-                                            "100.64.0.1",    "0.0.0.0",    "224.0.0.1",
-                                            "255.255.255.255", "198.18.0.1", "192.0.0.8", NULL };
+    static const char *const refused4[] = {
+        "127.0.0.1",       "10.1.2.3",   "172.16.0.1", "172.31.255.255", "192.168.1.1",
+        "169.254.169.254", "100.64.0.1", "0.0.0.0",    "224.0.0.1",      "255.255.255.255",
+        "198.18.0.1",      "192.0.0.8",  NULL
+    };
     static const char *const public4[] = { "93.184.216.34", "8.8.8.8", "172.32.0.1",
-                                           "100.128.0.1", "1.1.1.1", NULL };
-    static const char *const refused6[] = { "::1", "::", "fd00::1", "fc00::1", "fe80::1",
-                                            "fec0::1", "ff02::1", "::ffff:127.0.0.1",
-                                            "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe",
-                                            "2002:c0a8:0101::1", "::127.0.0.1", NULL };
+                                           "100.128.0.1",   "1.1.1.1", NULL };
+    static const char *const refused6[] = { "::1",
+                                            "::",
+                                            "fd00::1",
+                                            "fc00::1",
+                                            "fe80::1",
+                                            "fec0::1",
+                                            "ff02::1",
+                                            "::ffff:127.0.0.1",
+                                            "::ffff:10.0.0.1",
+                                            "64:ff9b::a9fe:a9fe",
+                                            "2002:c0a8:0101::1",
+                                            "::127.0.0.1",
+                                            NULL };
     static const char *const public6[] = { "2606:2800:220:1:248:1893:25c8:1946",
                                            "::ffff:93.184.216.34", "2002:5db8:d822::1", NULL };
     for (const char *const *a = refused4; *a; a++)

@@ -179,9 +179,9 @@ static void rec_free(audit_rec *a)
     }
 }
 
-/* Queues a (front: a record taken back for a retry). Never blocks for long:
+/* Queues a for the audit thread. Never waits for more than the mutex:
  * drops the record when the queue is full. */
-static void enqueue(audit_rec *a, bool front)
+static void enqueue(audit_rec *a)
 {
     pthread_mutex_lock(&g_mu);
     if (!g_accepting) { /* not started, or stopped: nothing would write it */
@@ -189,22 +189,15 @@ static void enqueue(audit_rec *a, bool front)
         rec_free(a);
         return;
     }
-    bool full = g_len >= AUDIT_QUEUE_MAX && !front;
+    bool full = g_len >= AUDIT_QUEUE_MAX;
     unsigned long dropped = full && !a->stored ? ++g_dropped : 0;
     if (!full) {
-        if (front) {
-            a->next = g_head;
+        a->next = NULL;
+        if (g_tail)
+            g_tail->next = a;
+        else
             g_head = a;
-            if (!g_tail)
-                g_tail = a;
-        } else {
-            a->next = NULL;
-            if (g_tail)
-                g_tail->next = a;
-            else
-                g_head = a;
-            g_tail = a;
-        }
+        g_tail = a;
         g_len++;
         pthread_cond_signal(&g_cv);
     }
@@ -397,7 +390,7 @@ void kn_audit_request(kn_req *r)
     if (rc != 0)
         we_warn("audit record not stored yet; queued for retry", WE_ERR(err.msg),
                 WE_S("action", a->action), WE_S("request_id", a->request_id));
-    enqueue(a, false);
+    enqueue(a);
 }
 
 void kn_audit_system(kn_ctx *kn, const char *action, const char *resource_type,
@@ -411,7 +404,7 @@ void kn_audit_system(kn_ctx *kn, const char *action, const char *resource_type,
     if (!a->details)
         a->details = we_strdup("{}");
     json_decref(details);
-    enqueue(a, false);
+    enqueue(a);
 }
 
 void kn_audit_worker_seen(kn_ctx *kn, const char *id, const char *hostname, bool offline,
@@ -488,8 +481,11 @@ static bool process(kn_ctx *kn, audit_rec *list)
         }
         we_buf_printf(&ids, "%s%s", n++ ? "," : "", a->id);
         rec_free(a);
-        if (n == PUBLISH_BATCH)
+        if (n == PUBLISH_BATCH) { /* one pooled connection at a time */
+            we_pg_release(kn->db, c);
+            c = NULL;
             flush_ids(kn, &ids, &n);
+        }
     }
     we_pg_release(kn->db, c);
     flush_ids(kn, &ids, &n);
@@ -538,7 +534,7 @@ static void detect_lost_workers(kn_ctx *kn)
         audit_rec *a = rec_new("worker.lost", "worker", PQgetvalue(r, i, 1));
         snprintf(a->id, sizeof a->id, "%s", PQgetvalue(r, i, 0));
         a->stored = true;
-        enqueue(a, false);
+        enqueue(a);
     }
     if (rc != 0)
         we_warn("lost-worker check failed", WE_ERR(err.msg));

@@ -114,7 +114,16 @@ json_t *kn_error_body(const char *code, const char *message, json_t *details,
 {
     char ts[40];
     we_time_rfc3339(ts, sizeof ts, we_now_ms());
-    return json_pack("{s:{s:s, s:s, s:o, s:s, s:s}}", "error", "code", code, "message", message,
+    json_t *msg = json_string(message);
+    if (!msg) { /* not UTF-8: it quotes a client's bytes (decoded path, parser's "near '...'") */
+        char *ascii = we_strdup(message);
+        for (char *p = ascii; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        msg = json_string(ascii);
+        free(ascii);
+    }
+    return json_pack("{s:{s:s, s:o, s:o, s:s, s:s}}", "error", "code", code, "message", msg,
                      "details", details ? details : json_null(), "request_id", request_id,
                      "timestamp", ts);
 }
@@ -315,6 +324,18 @@ static enum MHD_Result preflight(kn_req *r, const char *allow)
     return queue(r, 204, resp, "text/plain");
 }
 
+/* Query arguments reach SQL as text, which PostgreSQL refuses unless UTF-8. */
+static enum MHD_Result arg_utf8(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    bool *ok = cls;
+    json_t *k = json_string(key), *v = json_string(value ? value : "");
+    *ok = k && v;
+    json_decref(k);
+    json_decref(v);
+    return *ok ? MHD_YES : MHD_NO;
+}
+
 static enum MHD_Result dispatch(kn_req *r)
 {
     bool mismatch;
@@ -332,6 +353,11 @@ static enum MHD_Result dispatch(kn_req *r)
                      r->kn->cfg.max_body_bytes);
             return kn_reply_error(r, 413, "WE-SYS-007", msg, NULL);
         }
+        bool utf8 = true;
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, arg_utf8, &utf8);
+        if (!utf8)
+            return kn_reply_error(r, 400, "WE-SYS-004", "the query string is not valid UTF-8",
+                                  NULL);
         return rt->fn(r);
     }
     char msg[320];

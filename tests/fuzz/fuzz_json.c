@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_json: %s failed at line %d\n", #c, __LINE__);                   \
+            fprintf(stderr, "fuzz_json: %s failed at line %d\n", #c, __LINE__);                    \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -39,14 +39,16 @@ static size_t depth_of(json_t *j)
     const char *k;
     json_t *v;
     if (json_is_object(j)) {
-        json_object_foreach(j, k, v) {
+        json_object_foreach(j, k, v)
+        {
             if ((d = depth_of(v)) > max)
                 max = d;
         }
         return max + 1;
     }
     if (json_is_array(j)) {
-        json_array_foreach(j, d, v) {
+        json_array_foreach(j, d, v)
+        {
             size_t e = depth_of(v);
             if (e > max)
                 max = e;
@@ -83,8 +85,10 @@ static void profile(json_t *config)
     we_profile_faststart(config);
     we_profile_gop_frames(config, 29.97);
     static const we_source_info srcs[] = {
-        { 25.0, 1920, 1080, 60.0, true }, { 30000.0 / 1001, 0, 0, 0.5, false },
-        { 240.0, 7680, 4320, 36000.0, true }, { 1.0, 2, 2, 1.0, false },
+        {25.0, 1920, 1080, 60.0, true},
+        {30000.0 / 1001, 0, 0, 0.5, false},
+        {240.0, 7680, 4320, 36000.0, true},
+        {1.0, 2, 2, 1.0, false},
     };
     for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
         json_t *args = NULL;
@@ -126,8 +130,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     size_t depth = kn_json_depth((const char *)data, size);
     json_error_t je;
-    json_t *doc = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                             &je);
+    json_t *doc =
+        json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!doc) {
         char msg[300]; /* as kn_body_object words it */
         snprintf(msg, sizeof msg, "malformed JSON at line %d, column %d: %s", je.line, je.column,

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for the small strings the kernel takes from requests
  * and judges without a database: X-Forwarded-For against TRUSTED_PROXIES
- * (src/kernel/auth.c, kn_forwarded_client, kn_ip_in_list), the job source
+ * (src/kernel/auth_net.c, kn_forwarded_client, kn_ip_in_list), the job source
  * policy (src/kernel/api_jobs_source.c, kn_job_source_check, with
  * src/lib/we_netpolicy.c), and the jobs list's query strings
  * (src/kernel/api_jobs_query.c: ids, times, cursors). Input: up to three
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_netpolicy: %s failed at line %d\n", #c, __LINE__);              \
+            fprintf(stderr, "fuzz_netpolicy: %s failed at line %d\n", #c, __LINE__);               \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -69,8 +69,8 @@ static void setup(void)
  * whether it is private. */
 static bool numeric_host(const char *host, bool *private_addr)
 {
-    struct sockaddr_in v4 = { .sin_family = AF_INET };
-    struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
+    struct sockaddr_in v4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
     if (inet_aton(host, &v4.sin_addr) == 1 && !strchr(host, ':')) {
         *private_addr = we_net_addr_private((struct sockaddr *)&v4);
         return true;
@@ -153,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size > 8192)
         return 0;
-    char *buf = malloc(size + 1), *line[3] = { "", "", "" };
+    char *buf = malloc(size + 1), *line[3] = {"", "", ""};
     memcpy(buf, data, size);
     buf[size] = '\0';
     char *p = buf;

@@ -9,7 +9,8 @@
 # - GET /v1/audit filters (user by name or id, action exact and prefix,
 #   resource, result, since/until), pagination, admin only; CSV export
 #   parsed with Python's csv, with a formula-looking cell neutralised;
-# - NATS stopped: mutations are still recorded, and published once it is back.
+# - NATS stopped: mutations are still recorded, and published once it is back;
+#   PostgreSQL stopped: the record waits in the kernel and is written when it is back.
 . "$(dirname "$0")/../lib/harness.sh"
 
 WE_PLUGINS=${WE_PLUGINS:-$WE_SRC/plugins}
@@ -226,4 +227,16 @@ h_wait_for 30 all_published || h_fail "records not published after NATS came bac
 stream_ids >"$H_DIR/stream2.txt"
 h_eq "$(audit_count true)" "$(wc -l <"$H_DIR/stream2.txt")" "every record in the stream once after the outage"
 h_contains "$(cat "$H_DIR/stream2.txt")" "audit.worker.drain" "the outage's drain record in the stream"
+
+# ---- PostgreSQL down: the record waits in the kernel and is written when it is back -----------
+h_stop_pg
+RID=aud-dbdown as "$OP_TOK" POST "/v1/jobs/$JOB/cancel"
+status_down=$H_STATUS
+[ "$status_down" -ge 400 ] || h_fail "a cancel with the database down answered $status_down"
+h_restart_pg
+wait_rows 1 "request_id = 'aud-dbdown'" "the record of a request made while the database was down"
+h_eq "job.cancel|failure|$status_down" \
+  "$(h_psql -c "SELECT action, result, details->>'status' FROM audit_log WHERE request_id = 'aud-dbdown'")" \
+  "record made while the database was down"
+h_wait_for 15 all_published || h_fail "the record made while the database was down is not published"
 h_pass

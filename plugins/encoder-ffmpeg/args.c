@@ -10,14 +10,18 @@
  * the stream numbering the kernel's -map assumes; the input is the "input"
  * field), "-progress" (fd 3 is the plugin's progress pipe), "-y"/"-n" (the
  * "overwrite" field says that), a stdin/pipe input (the plugin's stdin is
- * the protocol), and an output that is not a local file (size, cleanup and
- * the result need a path). Every element must be a string without NUL.
+ * the protocol), an output that is not a local file (size, cleanup and
+ * the result need a path), and the options that carry the egress policy
+ * (-http_proxy, -protocol_whitelist, -protocol_blacklist: source.c sets
+ * them). Every element must be a string without NUL.
  *
  * The command line is
  *   ffmpeg -hide_banner -nostdin -nostats -loglevel warning -progress pipe:3
- *          -stats_period 0.25 -y|-n <input_args> -i <input> [-i <input2>] [-i <inputs[k]>...]
- *          <args> <output>
- * with warnings kept so the stderr tail explains failures. input2 and
+ *          -stats_period 0.25 -y|-n <input_args> <source opts> -i <input>
+ *          [-i <input2>] [-i <inputs[k]>...] <args> <output>
+ * with warnings kept so the stderr tail explains failures, and the source's
+ * options (source.c) after input_args, so they are the ones that count for
+ * the first input. input2 and
  * inputs are the plugin's own further inputs (encoder.stitch's audio,
  * encoder.package's renditions), never the caller's args.
  *
@@ -49,6 +53,9 @@ static const char *owned_option(const char *s)
         return "the plugin reads progress itself";
     if (strcmp(s, "-y") == 0 || strcmp(s, "-n") == 0)
         return "use the \"overwrite\" field";
+    if (strcmp(s, "-http_proxy") == 0 || strcmp(s, "-protocol_whitelist") == 0 ||
+        strcmp(s, "-protocol_blacklist") == 0)
+        return "the plugin sets it (the source's egress policy)";
     return NULL;
 }
 
@@ -128,6 +135,22 @@ bool enc_is_remote(const char *url)
     return strstr(url, "://") && strncmp(url, "file://", 7) != 0;
 }
 
+/* As FFmpeg's url_find_protocol reads a URL: letters, digits and "+-."
+ * before a ':' name a protocol; so does "subfile," with a ':' later. */
+enc_input_kind enc_input_kind_of(const char *url)
+{
+    size_t n = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+    if (strncmp(url, "subfile,", 8) == 0 && strchr(url + 8, ':'))
+        return ENC_INPUT_REFUSED;
+    if (n == 0 || url[n] != ':')
+        return ENC_INPUT_LOCAL;
+    if (n == 4 && strncmp(url, "file", 4) == 0)
+        return ENC_INPUT_LOCAL;
+    if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+        return ENC_INPUT_REMOTE;
+    return ENC_INPUT_REFUSED;
+}
+
 char *enc_resolve(const char *dir, const char *path)
 {
     if (has_protocol(path))
@@ -155,8 +178,11 @@ static size_t push_array(const char **argv, size_t at, json_t *arr)
 
 char **enc_argv_build(const enc_job *j)
 {
-    size_t n = 1 + NBASE + 1 + json_array_size(j->input_args) + 4 + 2 * json_array_size(j->inputs) +
-               json_array_size(j->args) + 2;
+    size_t nopts = 0;
+    while (j->source && j->source->opts[nopts])
+        nopts++;
+    size_t n = 1 + NBASE + 1 + json_array_size(j->input_args) + nopts + 4 +
+               2 * json_array_size(j->inputs) + json_array_size(j->args) + 2;
     const char **argv = calloc(n, sizeof *argv);
     if (!argv)
         return NULL;
@@ -166,6 +192,8 @@ char **enc_argv_build(const enc_job *j)
         argv[at++] = base_argv[i];
     argv[at++] = j->overwrite ? "-y" : "-n";
     at = push_array(argv, at, j->input_args);
+    for (size_t i = 0; i < nopts; i++)
+        argv[at++] = j->source->opts[i];
     argv[at++] = "-i";
     argv[at++] = j->input;
     if (j->input2) {

@@ -6,12 +6,15 @@
  * validation and argv building (args.c), the concat list (concat.c), the
  * HLS packaging options (hls.c) —
  * depend only on libc and jansson, so tests/unit/test_encoder_ffmpeg.c
- * includes their .c files directly. The rest (spawn.c, run.c, probe.c,
- * transcode.c, stitch.c, package.c, capabilities.c, main.c) talks to processes,
- * libavformat and the SDK.
+ * includes their .c files directly; the egress proxy (egress.c, egress.h)
+ * needs only libc and pthreads and has tests/unit/test_egress.c. The rest
+ * (spawn.c, run.c, probe.c, source.c, transcode.c, stitch.c, package.c,
+ * capabilities.c, main.c) talks to processes, libavformat and the SDK.
  */
 #ifndef ENCODER_FFMPEG_H
 #define ENCODER_FFMPEG_H
+
+#include "egress.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -40,6 +43,7 @@ typedef struct enc_state {
     int kill_grace_ms; /* SIGTERM → SIGKILL delay on cancel, 0..1000 */
     pthread_mutex_t caps_mu;
     json_t *caps; /* encoder.capabilities result, cached; NULL until first call */
+    enc_egress_policy policy; /* where remote inputs may connect (source.c) */
 } enc_state;
 
 /* ---- capability text (caps.c) ------------------------------------------- */
@@ -106,6 +110,31 @@ typedef struct enc_verdict {
  * "<input>: …" are errors opening the input). */
 void enc_classify(int status, const char *tail, const char *input, enc_verdict *v);
 
+/* ---- where an input may reach (args.c, source.c) ---------------------------- */
+
+/* FFmpeg protocols a local input may use (HLS AES keys are crypto+file) … */
+#define ENC_LOCAL_PROTOCOLS "file,crypto"
+/* … and a remote one: http over the egress proxy, https as tls over
+ * httpproxy (CONNECT), both over tcp to the proxy; never file. */
+#define ENC_REMOTE_PROTOCOLS "http,https,tcp,tls,httpproxy,crypto"
+
+typedef enum enc_input_kind {
+    ENC_INPUT_LOCAL,   /* a path, or file: */
+    ENC_INPUT_REMOTE,  /* http:// or https:// */
+    ENC_INPUT_REFUSED, /* any other FFmpeg protocol (concat:, subfile, ftp:, data:, …) */
+} enc_input_kind;
+
+/* What url is to FFmpeg, by its protocol prefix. */
+enc_input_kind enc_input_kind_of(const char *url);
+
+/* One call's input: for a remote one, the call's own egress proxy. */
+typedef struct enc_source {
+    bool remote;
+    enc_egress *egress;  /* remote: the call's proxy, else NULL */
+    const char *opts[5]; /* ffmpeg input options the plugin owns, NULL-terminated:
+                            -protocol_whitelist W [-http_proxy URL] */
+} enc_source;
+
 /* ---- arguments (args.c) ---------------------------------------------------- */
 
 typedef struct enc_job {
@@ -118,12 +147,15 @@ typedef struct enc_job {
                            deleted after a failed run; NULL: output */
     json_t *input_args; /* array of strings or NULL (borrowed) */
     json_t *args;       /* array of strings or NULL (borrowed) */
+    const enc_source *source; /* the first input's policy (its opts go right
+                                 before its -i), or NULL */
     bool overwrite;
 } enc_job;
 
 /* Checks that arr (a field named field) is NULL or an array of at most 4096
  * strings without NUL bytes and without the options the plugin owns (-i,
- * -progress, …). 0, or -1 with a message naming the element in err. */
+ * -progress, -http_proxy, -protocol_whitelist, …). 0, or -1 with a message
+ * naming the element in err. */
 int enc_args_check(json_t *arr, const char *field, char *err, size_t n);
 /* 0 when path is usable as the output file; -1 and why in err. */
 int enc_output_check(const char *path, char *err, size_t n);
@@ -231,6 +263,28 @@ int enc_prepare_output(struct we_plugin_call *call, const char *path, bool overw
 int enc_run(struct we_plugin_call *call, const enc_job *job, double expected_s, const char *what,
             enc_run_stats *out);
 
+/* ---- the input's egress (source.c) ------------------------------------------- */
+
+/* Sets up src for url: local inputs get ENC_LOCAL_PROTOCOLS; remote ones
+ * ENC_REMOTE_PROTOCOLS and a proxy of their own under the state's policy;
+ * other protocols fail the call (WE-JOB-010, before anything is opened).
+ * 0, or -1 after failing the call. enc_source_close releases it. */
+int enc_source_open(struct we_plugin_call *call, const char *url, enc_source *src);
+void enc_source_close(enc_source *src);
+/* When src's proxy refused a destination: fails the call (WE-JOB-010, not
+ * retryable) naming the address and the settings that would allow it,
+ * with detail (FFmpeg's words) appended, and returns -1; else 0. src may be
+ * NULL. */
+int enc_source_refused(struct we_plugin_call *call, const enc_source *src, const char *detail);
+/* The process-wide proxy that the http_proxy environment variable names,
+ * for opens that do not pass the call's proxy on (a demuxer opening a
+ * nested URL by itself): started by main() before any thread, with
+ * no_proxy unset, so libavformat in this process and every ffmpeg child
+ * use it; its policy is set at init. 0 or an errno value. */
+int enc_egress_global_start(void);
+void enc_egress_global_policy(const enc_egress_policy *policy);
+void enc_egress_global_stop(void);
+
 /* ---- methods --------------------------------------------------------------- */
 
 int enc_method_capabilities(struct we_plugin_call *call, json_t *params, json_t **result);
@@ -243,11 +297,14 @@ int enc_method_package(struct we_plugin_call *call, json_t *params, json_t **res
 int enc_param_string(struct we_plugin_call *call, json_t *params, const char *name,
                      const char **out);
 /* encoder.probe's result for url (resolved) into *result; -1 after failing
- * the call (probe.c). */
-int enc_probe_url(struct we_plugin_call *call, const char *url, json_t **result);
+ * the call (probe.c). src: url's source (enc_source_open), or NULL for a
+ * local file of the plugin's own. */
+int enc_probe_url(struct we_plugin_call *call, const char *url, const enc_source *src,
+                  json_t **result);
 /* Input duration in seconds by opening it with libavformat (no packet scan);
- * -1 when unknown. Used for percent when the caller gave no duration. */
-double enc_probe_duration(struct we_plugin_call *call, const char *url);
+ * -1 when unknown. Used for percent when the caller gave no duration. src
+ * as for enc_probe_url. */
+double enc_probe_duration(struct we_plugin_call *call, const char *url, const enc_source *src);
 /* The last libav* error logged on this thread ("" if none since the last
  * enc_av_clear()): FFmpeg's detail behind a bare AVERROR (main.c). */
 const char *enc_av_last(void);

@@ -7,15 +7,20 @@
  * (encoder.probe), transcode.c (encoder.transcode), stitch.c
  * (encoder.stitch), package.c (encoder.package), run.c (one supervised
  * ffmpeg run, shared by the three), capabilities.c (encoder.capabilities),
- * spawn.c (starting ffmpeg), and the pure parts args.c, progress.c,
- * classify.c, caps.c, concat.c, hls.c that the unit test includes.
+ * spawn.c (starting ffmpeg), source.c and egress.c (what an input may
+ * reach: the egress proxy every remote input goes through), and the pure
+ * parts args.c, progress.c, classify.c, caps.c, concat.c, hls.c that the
+ * unit test includes.
  *
  * Configuration (plugin.toml's [config_schema]; the host fills defaults and
  * environment values, but a missing field still falls back to the same
  * env/default here so the plugin also runs under a bare host): ffmpeg
  * (FFMPEG_PATH, "ffmpeg"), work_dir (ENCODER_WORK_DIR, "/tmp": ffmpeg's
  * working directory, against which relative paths resolve), kill_grace_ms
- * (500; at most 1000 so a cancelled ffmpeg is gone within a second).
+ * (500; at most 1000 so a cancelled ffmpeg is gone within a second),
+ * source_allow_private (SOURCE_ALLOW_PRIVATE, false) and source_allow_cidrs
+ * (SOURCE_ALLOW_CIDRS, ""): which internal addresses remote inputs may
+ * reach (source.c).
  *
  * Threads: init/fini/health run on the SDK's main thread; methods on its
  * pool threads share only the read-only state and the capability cache
@@ -33,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,6 +102,50 @@ static void av_log_cb(void *avcl, int level, const char *fmt, va_list vl)
         we_plugin_log("warn", line, json_pack("{s:s}", "source", "libav"));
 }
 
+/* A boolean field: JSON true/false, else the variable as the host reads
+ * it (1/true/yes/on, 0/false/no/off), else def. -1 when malformed. */
+static int config_bool(json_t *cfg, const char *key, const char *env, bool def, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false", "no",
+                                                                                "off"};
+    json_t *v = json_object_get(cfg, key);
+    const char *e = getenv(env);
+    *out = def;
+    if (v)
+        return json_is_boolean(v) ? (*out = json_is_true(v), 0) : -1;
+    for (size_t i = 0; e && *e && i < 4; i++) {
+        if (strcasecmp(e, yes[i]) == 0 || strcasecmp(e, no[i]) == 0) {
+            *out = strcasecmp(e, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return e && *e ? -1 : 0;
+}
+
+static int parse_policy(json_t *cfg, enc_state *st, char *err, size_t n)
+{
+    bool allow_private;
+    char why[160];
+    json_t *cidrs = json_object_get(cfg, "source_allow_cidrs");
+    if (config_bool(cfg, "source_allow_private", "SOURCE_ALLOW_PRIVATE", false, &allow_private) <
+        0) {
+        snprintf(err, n, "source_allow_private: must be a boolean (SOURCE_ALLOW_PRIVATE: "
+                         "true/false)");
+        return -1;
+    }
+    if (cidrs && !json_is_string(cidrs)) {
+        snprintf(err, n, "source_allow_cidrs: must be a string (a comma list of CIDRs)");
+        return -1;
+    }
+    if (enc_egress_policy_parse(allow_private,
+                                config_string(cfg, "source_allow_cidrs", "SOURCE_ALLOW_CIDRS", ""),
+                                &st->policy, why, sizeof why) < 0) {
+        snprintf(err, n, "source_allow_cidrs: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_config(json_t *cfg, enc_state *st, char *err, size_t n)
 {
     json_t *grace = json_object_get(cfg, "kill_grace_ms");
@@ -105,6 +155,8 @@ static int parse_config(json_t *cfg, enc_state *st, char *err, size_t n)
         return -1;
     }
     st->kill_grace_ms = grace ? (int)json_integer_value(grace) : 500;
+    if (parse_policy(cfg, st, err, n) < 0)
+        return -1;
     st->ffmpeg = strdup(config_string(cfg, "ffmpeg", "FFMPEG_PATH", "ffmpeg"));
     st->work_dir = strdup(config_string(cfg, "work_dir", "ENCODER_WORK_DIR", "/tmp"));
     if (!st->ffmpeg || !st->work_dir) {
@@ -150,6 +202,7 @@ static int enc_init(json_t *config, void **state, char *err, size_t err_len)
     if (!st->ffmpeg_path)
         we_plugin_log("warn", "ffmpeg not found; transcodes will fail",
                       json_pack("{s:s}", "ffmpeg", st->ffmpeg));
+    enc_egress_global_policy(&st->policy);
     *state = st;
     return 0;
 }
@@ -191,5 +244,13 @@ int main(int argc, char **argv)
 {
     av_log_set_level(AV_LOG_ERROR);
     av_log_set_callback(av_log_cb);
-    return we_plugin_serve(&def, argc, argv);
+    /* before any thread exists: it sets environment variables */
+    int rc = enc_egress_global_start();
+    if (rc != 0) {
+        fprintf(stderr, "encoder-ffmpeg: cannot start the egress proxy: %s\n", strerror(rc));
+        return 1;
+    }
+    rc = we_plugin_serve(&def, argc, argv);
+    enc_egress_global_stop();
+    return rc;
 }

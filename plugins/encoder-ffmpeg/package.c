@@ -60,7 +60,7 @@ static char *local_path(we_plugin_call *call, const char *field, const char *s)
         we_plugin_fail_params(call, "%s: %s", field, why);
         return NULL;
     }
-    if (enc_is_remote(s)) {
+    if (enc_input_kind_of(s) != ENC_INPUT_LOCAL) {
         we_plugin_fail_params(call, "%s: \"%s\" is a URL; a local path is required", field, s);
         return NULL;
     }
@@ -183,7 +183,7 @@ static int run_ffmpeg(we_plugin_call *call, const pparams *p, const char *master
                    .args = args,
                    .overwrite = true};
     int rc = args && more && pattern
-                 ? enc_run(call, &job, enc_probe_duration(call, first), "package", stats)
+                 ? enc_run(call, &job, enc_probe_duration(call, first, NULL), "package", stats)
                  : we_plugin_fail_code(call, WE_RPC_INTERNAL, "out of memory");
     json_decref(args);
     json_decref(more);

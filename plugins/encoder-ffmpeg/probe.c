@@ -20,7 +20,12 @@
  * network read aborts with AVERROR_EXIT; the loop also checks every 256
  * packets. Errors opening or reading the input are bad input (WE-JOB-010,
  * not retryable) unless the input is remote and the error looks like a
- * network hiccup, or memory ran out (WE-JOB-011, retryable).
+ * network hiccup, or memory ran out (WE-JOB-011, retryable); a destination
+ * the egress proxy refused is WE-JOB-010 and says so.
+ *
+ * Egress (source.c): the open gets "protocol_whitelist" (no network for a
+ * local file) and, for a remote input, "http_proxy" naming the call's
+ * proxy; libavformat passes both on to redirects and nested opens.
  *
  * Threads: runs on an SDK pool thread; each call has its own context.
  */
@@ -66,26 +71,38 @@ static bool av_error_retryable(int err, bool remote)
     return remote && err == AVERROR_HTTP_SERVER_ERROR;
 }
 
-static int fail_av(we_plugin_call *call, const char *url, const char *what, int err)
+static int fail_av(we_plugin_call *call, const char *url, const enc_source *src, const char *what,
+                   int err)
 {
     char msg[AV_ERROR_MAX_STRING_SIZE];
     if (err == AVERROR_EXIT || we_plugin_cancelled(call))
         return we_plugin_fail_code(call, WE_RPC_CANCELLED, "probe cancelled");
     av_strerror(err, msg, sizeof msg);
+    if (enc_source_refused(call, src, msg) < 0)
+        return -1;
     bool retry = av_error_retryable(err, enc_is_remote(url));
     const char *detail = enc_av_last();
     return we_plugin_fail(call, retry ? "WE-JOB-011" : "WE-JOB-010", retry, "%s: %s%s%s%s", what,
                           msg, detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
 }
 
-static int open_input(we_plugin_call *call, const char *url, AVFormatContext **out)
+static int open_input(we_plugin_call *call, const char *url, const enc_source *src,
+                      AVFormatContext **out)
 {
+    AVDictionary *opts = NULL;
     AVFormatContext *f = avformat_alloc_context();
-    if (!f)
+    bool remote = src && src->remote;
+    if (!f || av_dict_set(&opts, "protocol_whitelist",
+                          remote ? ENC_REMOTE_PROTOCOLS : ENC_LOCAL_PROTOCOLS, 0) < 0 ||
+        (remote && av_dict_set(&opts, "http_proxy", enc_egress_url(src->egress), 0) < 0)) {
+        avformat_free_context(f);
+        av_dict_free(&opts);
         return AVERROR(ENOMEM);
+    }
     f->interrupt_callback.callback = interrupt_cb;
     f->interrupt_callback.opaque = call;
-    int rc = avformat_open_input(&f, url, NULL, NULL); /* frees f on failure */
+    int rc = avformat_open_input(&f, url, NULL, &opts); /* frees f on failure */
+    av_dict_free(&opts);
     *out = rc < 0 ? NULL : f;
     return rc;
 }
@@ -280,18 +297,18 @@ static void discard_all_but(AVFormatContext *f, int vi)
         f->streams[i]->discard = (int)i == vi ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
 }
 
-int enc_probe_url(we_plugin_call *call, const char *url, json_t **result)
+int enc_probe_url(we_plugin_call *call, const char *url, const enc_source *src, json_t **result)
 {
     AVFormatContext *f = NULL;
     scan s = {0};
     enc_av_clear();
-    int rc = open_input(call, url, &f);
+    int rc = open_input(call, url, src, &f);
     if (rc < 0) {
-        rc = fail_av(call, url, "cannot open input", rc);
+        rc = fail_av(call, url, src, "cannot open input", rc);
         goto done;
     }
     if (needs_stream_info(f) && (rc = avformat_find_stream_info(f, NULL)) < 0) {
-        rc = fail_av(call, url, "cannot read stream parameters", rc);
+        rc = fail_av(call, url, src, "cannot read stream parameters", rc);
         goto done;
     }
     int vi = first_video(f);
@@ -299,7 +316,7 @@ int enc_probe_url(we_plugin_call *call, const char *url, json_t **result)
     /* no video: nothing to scan (every packet would be skipped) */
     if (vi >= 0 && (rc = scan_packets(call, f, vi, &s)) < 0 &&
         !read_error_is_eof(call, url, rc, &s)) {
-        rc = fail_av(call, url, "cannot read input", rc);
+        rc = fail_av(call, url, src, "cannot read input", rc);
         goto done;
     }
     if (s.n > 1) /* qsort(NULL, 0, …) is undefined */
@@ -312,8 +329,10 @@ done:
     return rc;
 }
 
-/* The url param, checked and resolved against work_dir; NULL after failing. */
-static char *url_param(we_plugin_call *call, json_t *params, const char *field)
+/* The url param, checked, its source opened into *src (classified as
+ * given, before resolving) and resolved against work_dir; NULL after
+ * failing. */
+static char *url_param(we_plugin_call *call, json_t *params, const char *field, enc_source *src)
 {
     json_t *v = json_object_get(params, field);
     const char *s = json_string_value(v);
@@ -330,6 +349,8 @@ static char *url_param(we_plugin_call *call, json_t *params, const char *field)
         we_plugin_fail_params(call, "%s: %s", field, why);
         return NULL;
     }
+    if (enc_source_open(call, s, src) < 0)
+        return NULL;
     enc_state *st = we_plugin_state(call);
     char *url = enc_resolve(st->work_dir, s);
     if (!url)
@@ -339,19 +360,19 @@ static char *url_param(we_plugin_call *call, json_t *params, const char *field)
 
 int enc_method_probe(we_plugin_call *call, json_t *params, json_t **result)
 {
-    char *url = url_param(call, params, "url");
-    if (!url)
-        return -1;
-    int rc = enc_probe_url(call, url, result);
+    enc_source src = {0};
+    char *url = url_param(call, params, "url", &src);
+    int rc = url ? enc_probe_url(call, url, &src, result) : -1;
+    enc_source_close(&src);
     free(url);
     return rc;
 }
 
-double enc_probe_duration(we_plugin_call *call, const char *url)
+double enc_probe_duration(we_plugin_call *call, const char *url, const enc_source *src)
 {
     AVFormatContext *f = NULL;
     double d = -1;
-    if (open_input(call, url, &f) < 0)
+    if (open_input(call, url, src, &f) < 0)
         return -1;
     d = duration_s(f);
     if (d <= 0 && avformat_find_stream_info(f, NULL) >= 0)

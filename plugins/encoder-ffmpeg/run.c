@@ -219,6 +219,8 @@ static int conclude(run *r, const enc_job *job, const char *what, enc_run_stats 
     enc_verdict v;
     enc_tail_text(&r->tail, text);
     enc_classify(r->status, text, job->input, &v);
+    if (enc_source_refused(r->call, job->source, v.reason) < 0)
+        return -1; /* the egress proxy's reason beats FFmpeg's "403 Forbidden" */
     return we_plugin_fail(r->call, v.we_code, v.retryable, "%s", v.reason);
 }
 

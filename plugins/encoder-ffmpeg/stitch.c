@@ -66,7 +66,7 @@ static int local_path(we_plugin_call *call, const char *field, const char *s, ch
     const enc_state *st = we_plugin_state(call);
     if (enc_input_check(s, why, sizeof why) < 0)
         return we_plugin_fail_params(call, "%s: %s", field, why);
-    if (enc_is_remote(s))
+    if (enc_input_kind_of(s) != ENC_INPUT_LOCAL)
         return we_plugin_fail_params(call, "%s: \"%s\" is a URL; a local path is required", field,
                                      s);
     *out = enc_resolve(st->work_dir, s);
@@ -181,7 +181,7 @@ static double total_duration(we_plugin_call *call, const sparams *p)
 {
     double sum = 0;
     for (size_t i = 0; i < p->n && !we_plugin_cancelled(call); i++) {
-        double d = enc_probe_duration(call, p->segments[i]);
+        double d = enc_probe_duration(call, p->segments[i], NULL);
         if (d <= 0)
             return -1;
         sum += d;
@@ -245,7 +245,7 @@ static bool has_stream(json_t *probe, const char *type)
 /* The output read back: the streams asked for and a duration, else deleted. */
 static int verify(we_plugin_call *call, const sparams *p, json_t **probe)
 {
-    if (enc_probe_url(call, p->output, probe) < 0) {
+    if (enc_probe_url(call, p->output, NULL, probe) < 0) {
         unlink(p->output);
         if (we_plugin_cancelled(call))
             return -1;

@@ -11,7 +11,10 @@
  * Design: parameters are checked here; the run itself — progress at most
  * every 250 ms ending with a final 100, cancellation within a second, a
  * failed or cancelled run's output deleted, the exit classified — is
- * run.c's, shared with encoder.stitch.
+ * run.c's, shared with encoder.stitch. The input's source (source.c) is
+ * opened first: a refused protocol fails before any file or process is
+ * made, and a remote input's egress proxy serves both the duration probe
+ * and ffmpeg (a refusal during the probe fails the call before ffmpeg).
  *
  * Threads: runs on an SDK pool thread; everything here belongs to the call.
  */
@@ -86,7 +89,8 @@ static int parse_params(we_plugin_call *call, json_t *params, const enc_state *s
 }
 
 /* Expected output duration for percent: given, or from -t/-ss and the input. */
-static double expected_duration(we_plugin_call *call, const enc_state *st, const tparams *p)
+static double expected_duration(we_plugin_call *call, const enc_state *st, const tparams *p,
+                                const enc_source *src)
 {
     if (p->duration_s > 0)
         return p->duration_s;
@@ -94,7 +98,7 @@ static double expected_duration(we_plugin_call *call, const enc_state *st, const
     if (d > 0 || enc_args_value(p->input_args, "-f"))
         return d; /* with -f the input is not a file libavformat can open plainly */
     char *url = enc_resolve(st->work_dir, p->input);
-    double in = url ? enc_probe_duration(call, url) : -1;
+    double in = url ? enc_probe_duration(call, url, src) : -1;
     free(url);
     return enc_expected_duration(p->input_args, p->args, in);
 }
@@ -110,8 +114,11 @@ int enc_method_transcode(we_plugin_call *call, json_t *params, json_t **result)
 {
     enc_state *st = we_plugin_state(call);
     tparams p = {0};
+    enc_source src = {0};
     enc_run_stats stats;
     int rc = parse_params(call, params, st, &p);
+    if (rc == 0)
+        rc = enc_source_open(call, p.input, &src);
     if (rc == 0)
         rc = enc_prepare_output(call, p.output, p.overwrite);
     if (rc == 0) {
@@ -120,11 +127,16 @@ int enc_method_transcode(we_plugin_call *call, json_t *params, json_t **result)
                        .output = p.output,
                        .input_args = p.input_args,
                        .args = p.args,
+                       .source = &src,
                        .overwrite = p.overwrite};
-        rc = enc_run(call, &job, expected_duration(call, st, &p), "transcode", &stats);
+        double expected = expected_duration(call, st, &p, &src);
+        rc = enc_source_refused(call, &src, "while reading its duration");
+        if (rc == 0)
+            rc = enc_run(call, &job, expected, "transcode", &stats);
     }
     if (rc == 0 && !(*result = result_json(p.output, &stats)))
         rc = we_plugin_fail_code(call, WE_RPC_INTERNAL, "out of memory");
+    enc_source_close(&src);
     free(p.output);
     return rc;
 }

@@ -13,7 +13,11 @@
  *   http(s)://host/…    no credentials; every address the host resolves to
  *                       must be public (no loopback, private, link-local,
  *                       multicast, or their IPv6 forms and IPv4 embeddings)
- *                       unless SOURCE_ALLOW_PRIVATE=true.
+ *                       or inside SOURCE_ALLOW_CIDRS (comma list, e.g. an
+ *                       internal media server), unless
+ *                       SOURCE_ALLOW_PRIVATE=true. The worker's
+ *                       encoder-ffmpeg applies the same policy to every
+ *                       address it connects to (redirects included).
  * Refusals for file:// do not say whether the file exists (no oracle).
  * The variables are read per request (no kernel state); DNS may block.
  */
@@ -143,7 +147,9 @@ static int scheme_http(kn_ctx *kn, const char *url, const char *rest, char **can
     if (we_net_url_host(rest, host, err) != 0)
         return WE_EINVAL;
     we_cfg_bool("SOURCE_ALLOW_PRIVATE", false, &allow_private, NULL);
-    if (!allow_private && we_net_host_public(host, "SOURCE_ALLOW_PRIVATE", err) != 0)
+    if (!allow_private &&
+        we_net_host_public_except(host, we_cfg_str("SOURCE_ALLOW_CIDRS", ""), "SOURCE_ALLOW_CIDRS",
+                                  "SOURCE_ALLOW_PRIVATE", err) != 0)
         return WE_EINVAL;
     *canon = we_strdup(url);
     return 0;

@@ -4,10 +4,15 @@
  * an address is refused when it is loopback, private, link-local,
  * multicast or reserved — in IPv4, in IPv6, or embedded in IPv6 (mapped,
  * compatible, NAT64, 6to4). Names are judged by every address they resolve
- * to, so a name with one public and one private address is refused.
+ * to, so a name with one public and one private address is refused. Job
+ * sources may name internal networks that pass anyway (SOURCE_ALLOW_CIDRS,
+ * parsed by include/webencode/netaddr.h, which encoder-ffmpeg's egress
+ * proxy shares; test_egress checks both tables agree).
  * Design: tables of (network, mask) pairs, no state; safe on any thread.
  */
 #include "we_netpolicy.h"
+
+#include "webencode/netaddr.h" /* CIDR allow lists */
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -96,23 +101,36 @@ int we_net_url_host(const char *rest, char host[256], we_err *err)
     return 0;
 }
 
-int we_net_host_public(const char *host, const char *allow_var, we_err *err)
+int we_net_host_public_except(const char *host, const char *allow_cidrs, const char *cidrs_var,
+                              const char *allow_var, we_err *err)
 {
+    we_ip_cidr cidrs[64];
+    size_t ncidrs = 0;
+    char why[160];
+    if (we_ip_cidrs_parse(allow_cidrs, cidrs, 64, &ncidrs, why, sizeof why) != 0)
+        return we_err_set(err, WE_EINVAL, "%s is invalid: %s",
+                          cidrs_var ? cidrs_var : "the allow list", why);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
     int g = getaddrinfo(host, NULL, &hints, &ai);
     if (g != 0)
         return we_err_set(err, WE_EINVAL, "cannot resolve host %s: %s", host, gai_strerror(g));
     int rc = 0;
     for (struct addrinfo *a = ai; a && rc == 0; a = a->ai_next) {
-        if (!we_net_addr_private(a->ai_addr))
+        if (!we_net_addr_private(a->ai_addr) || we_ip_cidrs_match(cidrs, ncidrs, a->ai_addr))
             continue;
         char txt[INET6_ADDRSTRLEN] = "?";
         getnameinfo(a->ai_addr, a->ai_addrlen, txt, sizeof txt, NULL, 0, NI_NUMERICHOST);
         rc = we_err_set(err, WE_EINVAL,
                         "host %s resolves to a loopback, private, link-local or "
-                        "reserved address (%s); set %s=true to allow it",
-                        host, txt, allow_var);
+                        "reserved address (%s); set %s=true%s%s to allow it",
+                        host, txt, allow_var, cidrs_var ? " or list it in " : "",
+                        cidrs_var ? cidrs_var : "");
     }
     freeaddrinfo(ai);
     return rc;
+}
+
+int we_net_host_public(const char *host, const char *allow_var, we_err *err)
+{
+    return we_net_host_public_except(host, NULL, NULL, allow_var, err);
 }

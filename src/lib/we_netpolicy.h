@@ -29,4 +29,11 @@ int we_net_url_host(const char *rest, char host[256], we_err *err);
  * allow_var, the variable that would allow it. May block on DNS. */
 int we_net_host_public(const char *host, const char *allow_var, we_err *err);
 
+/* Like we_net_host_public, but an address inside one of allow_cidrs (a
+ * comma/blank-separated CIDR list as include/webencode/netaddr.h reads it,
+ * e.g. SOURCE_ALLOW_CIDRS; NULL or "" for none) passes although private.
+ * A bad list is WE_EINVAL naming cidrs_var, which the refusal also names. */
+int we_net_host_public_except(const char *host, const char *allow_cidrs, const char *cidrs_var,
+                              const char *allow_var, we_err *err);
+
 #endif

@@ -19,6 +19,9 @@ fi
 
 h_start_nats
 export WE_SRC WE_BIN WE_PLUGINS
+# the http:// probe reads from a test server on 127.0.0.1: encoder-ffmpeg's
+# egress policy must allow that address (tests/integration/source_ssrf.sh)
+export SOURCE_ALLOW_CIDRS=127.0.0.1/32
 timeout 280 /usr/bin/python3 "$WE_SRC/tests/integration/worker_tasks.py" "$H_NATS_PORT" "$H_DIR" \
   || h_fail "worker_tasks.py failed"
 h_pass

@@ -620,6 +620,68 @@ static void test_resolve(void **state)
     }
 }
 
+/* The input's kind decides what FFmpeg may reach (source.c); the source's
+ * options go last before the first -i; the caller may not set them. */
+static void test_input_kind(void **state)
+{
+    static const struct {
+        const char *url;
+        enc_input_kind want;
+    } cases[] = {
+        {"src.mp4", ENC_INPUT_LOCAL},
+        {"/abs/a:b.mp4", ENC_INPUT_LOCAL},
+        {"out/a.mp4", ENC_INPUT_LOCAL},
+        {"file:src.mp4", ENC_INPUT_LOCAL},
+        {"file:///abs/src.mp4", ENC_INPUT_LOCAL},
+        {"subfile.mp4", ENC_INPUT_LOCAL},
+        {"http://h/a.mp4", ENC_INPUT_REMOTE},
+        {"https://h:8443/a.mp4", ENC_INPUT_REMOTE},
+        {"HTTP://h/a.mp4", ENC_INPUT_REFUSED},
+        {"http:a.mp4", ENC_INPUT_REFUSED},
+        {"concat:a.ts|b.ts", ENC_INPUT_REFUSED},
+        {"subfile,,start,0,end,9,,:http://h/x", ENC_INPUT_REFUSED},
+        {"gopher://h/x", ENC_INPUT_REFUSED},
+        {"ftp://h/x", ENC_INPUT_REFUSED},
+        {"data:video/mp4;base64,AA", ENC_INPUT_REFUSED},
+        {"tcp://h:80", ENC_INPUT_REFUSED},
+        {"hls+http://h/x.m3u8", ENC_INPUT_REFUSED},
+        {"crypto+http://h/x", ENC_INPUT_REFUSED},
+        {"async:http://h/x", ENC_INPUT_REFUSED},
+        {"a:b.mp4", ENC_INPUT_REFUSED},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (enc_input_kind_of(cases[i].url) != cases[i].want)
+            fail_msg("%s: expected kind %d, got %d", cases[i].url, cases[i].want,
+                     enc_input_kind_of(cases[i].url));
+
+    enc_source src = {.opts = {"-protocol_whitelist", ENC_REMOTE_PROTOCOLS, "-http_proxy",
+                               "http://127.0.0.1:9", NULL}};
+    json_t *in = strings("-ss", "5", NULL);
+    enc_job j = {.ffmpeg = "/usr/bin/ffmpeg",
+                 .input = "http://h/a.mp4",
+                 .output = "/o/x.mp4",
+                 .input_args = in,
+                 .source = &src,
+                 .overwrite = true};
+    char **argv = enc_argv_build(&j);
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    assert_string_equal(argv[n - 9], "-ss");
+    assert_string_equal(argv[n - 7], "-protocol_whitelist");
+    assert_string_equal(argv[n - 6], ENC_REMOTE_PROTOCOLS);
+    assert_string_equal(argv[n - 5], "-http_proxy");
+    assert_string_equal(argv[n - 4], "http://127.0.0.1:9");
+    assert_string_equal(argv[n - 3], "-i");
+    assert_string_equal(argv[n - 2], "http://h/a.mp4");
+    free(argv);
+    json_decref(in);
+    expect_refused(strings("-http_proxy", "http://x", NULL), "egress policy");
+    expect_refused(strings("-protocol_whitelist", "file,http,tcp", NULL), "egress policy");
+    expect_refused(strings("-protocol_blacklist", "tls", NULL), "egress policy");
+}
+
 static void test_durations(void **state)
 {
     struct {
@@ -683,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_args_check),
         cmocka_unit_test(test_input_output_check),
         cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_input_kind),
         cmocka_unit_test(test_durations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

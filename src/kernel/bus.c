@@ -9,6 +9,7 @@
  * database work off library threads.
  */
 #include "bus.h"
+#include "orch.h"
 #include "we_log.h"
 #include "we_util.h"
 #include "workers.h"
@@ -37,7 +38,8 @@ struct kn_bus {
     uint64_t reconnects; /* last seen count: streams are re-ensured when it grows */
 };
 
-static int ensure_one(jsCtx *js, const kn_stream_def *d, int replicas, we_err *err)
+static int ensure_one(jsCtx *js, const kn_stream_def *d, int replicas, bool *created,
+                      we_err *err)
 {
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
@@ -57,6 +59,7 @@ static int ensure_one(jsCtx *js, const kn_stream_def *d, int replicas, we_err *e
     jsErrCode jerr = 0;
     jsStreamInfo *si = NULL;
     natsStatus s = js_AddStream(&si, js, &cfg, NULL, &jerr);
+    *created = s == NATS_OK;
     if (s != NATS_OK && jerr == JSStreamNameExistErr)
         s = js_UpdateStream(&si, js, &cfg, NULL, &jerr);
     jsStreamInfo_Destroy(si);
@@ -99,12 +102,17 @@ static int ensure_consumer(jsCtx *js, const char *durable, const char *filter, i
     return 0;
 }
 
-int kn_streams_ensure(jsCtx *js, int replicas, long ack_wait_s, long max_deliver, we_err *err)
+int kn_streams_ensure(jsCtx *js, int replicas, long ack_wait_s, long max_deliver,
+                      bool *work_created, we_err *err)
 {
+    *work_created = false;
     for (const kn_stream_def *d = kn_streams; d->name; d++) {
-        int rc = ensure_one(js, d, replicas, err);
+        bool created = false;
+        int rc = ensure_one(js, d, replicas, &created, err);
         if (rc != 0)
             return rc;
+        if (created && strcmp(d->name, "WEBENCODE_WORK") == 0)
+            *work_created = true;
     }
     char durable[64], filter[64];
     for (const char *const *c = dispatch_caps; *c; c++) {
@@ -136,15 +144,49 @@ static uint64_t reconnects(natsConnection *nc)
     return n;
 }
 
+/* WEBENCODE_WORK was just created, so it holds no message: when it existed
+ * before (NATS restarted with a clean data directory, runbook "NATS Cluster
+ * Failure"), the dispatches of tasks still waiting for a worker are gone.
+ * Putting them back to pending with their outbox rows unpublished makes the
+ * publisher send them again,
+ * same attempt, same Nats-Msg-Id; a worker that still runs one of them just
+ * finishes it, and its events apply once (by task and attempt). */
+static void redispatch_waiting(kn_bus *b)
+{
+    we_err err;
+    PGconn *c = we_pg_acquire(b->kn->db, 5000, &err);
+    PGresult *res = NULL;
+    int rc = c ? we_pg_exec(c,
+                            "WITH t AS (UPDATE tasks SET status = 'pending'"
+                            "  WHERE status = 'dispatched' RETURNING id, attempt)"
+                            " UPDATE task_outbox o SET published_at = NULL FROM t"
+                            " WHERE t.id = o.task_id AND t.attempt = o.attempt",
+                            0, NULL, &res, &err)
+               : WE_EUNAVAIL;
+    if (rc == 0 && atoi(PQcmdTuples(res)) > 0) {
+        we_warn("work stream was empty: dispatching waiting tasks again",
+                WE_I("tasks", atoi(PQcmdTuples(res))));
+        kn_orch_kick();
+    } else if (rc != 0) {
+        we_error("cannot re-dispatch waiting tasks; the lease sweeper will", WE_ERR(err.msg));
+    }
+    PQclear(res);
+    if (c)
+        we_pg_release(b->kn->db, c);
+}
+
 /* Ensures the streams, retrying until it works or the kernel stops. */
 static void ensure_streams_retry(kn_bus *b, we_nats *n)
 {
     for (int attempt = 0; !we_stopping(); attempt++) {
         we_err err;
         const kn_config *c = &b->kn->cfg;
+        bool work_created = false;
         if (kn_streams_ensure(n->js, (int)c->stream_replicas, c->dispatch_ack_wait_s,
-                              c->dispatch_max_deliver, &err) == 0) {
+                              c->dispatch_max_deliver, &work_created, &err) == 0) {
             we_info("JetStream streams ready", WE_I("replicas", b->kn->cfg.stream_replicas));
+            if (work_created)
+                redispatch_waiting(b);
             return;
         }
         int64_t wait = we_backoff_ms(attempt, 500, 30000);

@@ -28,7 +28,9 @@ typedef struct kn_stream_def {
 extern const kn_stream_def kn_streams[];
 
 /* Creates each stream and durable consumer, or updates it when it exists.
- * ack_wait_s / max_deliver configure the dispatch-<cap> durables. */
-int kn_streams_ensure(jsCtx *js, int replicas, long ack_wait_s, long max_deliver, we_err *err);
+ * ack_wait_s / max_deliver configure the dispatch-<cap> durables.
+ * *work_created tells whether WEBENCODE_WORK did not exist before. */
+int kn_streams_ensure(jsCtx *js, int replicas, long ack_wait_s, long max_deliver,
+                      bool *work_created, we_err *err);
 
 #endif

@@ -151,13 +151,36 @@ static void ack(wk_slot *s, natsMsg *msg)
             WE_S("task_id", s->task.task_id));
 }
 
+/* Whether msg belongs to the WEBENCODE_WORK that exists now. When
+ * nats-server lost its store (runbook "NATS Cluster Failure") the kernel
+ * creates the stream again and its sequence numbers restart at 1: an ack or
+ * a nak of a message of the old stream would land on an unrelated new
+ * message with the same sequence — an ack removing it from the work queue
+ * unprocessed. A message stored before the stream was created is from the
+ * old one. When the stream cannot be asked, assume the current one. */
+static bool from_current_stream(wk_slot *s, natsMsg *msg)
+{
+    jsMsgMetaData *meta = NULL;
+    jsStreamInfo *si = NULL;
+    bool current = true;
+    if (s->r->w->nats.js && natsMsg_GetMetaData(&meta, msg) == NATS_OK &&
+        js_GetStreamInfo(&si, s->r->w->nats.js, meta->Stream, NULL, NULL) == NATS_OK)
+        current = meta->Timestamp >= si->Created;
+    jsMsgMetaData_Destroy(meta);
+    jsStreamInfo_Destroy(si);
+    return current;
+}
+
 static void finish(wk_slot *s, bool acked)
 {
     pthread_mutex_lock(&s->r->mu);
     natsMsg *msg = s->msg;
     s->msg = NULL;
     pthread_mutex_unlock(&s->r->mu);
-    if (acked)
+    if (!from_current_stream(s, msg))
+        we_warn("dispatch message not answered: its work stream no longer exists",
+                WE_S("task_id", s->task.task_id), WE_B("completed", acked));
+    else if (acked)
         ack(s, msg);
     else
         natsMsg_Nak(msg, NULL);

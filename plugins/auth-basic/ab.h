@@ -1,9 +1,10 @@
 /*
  * auth-basic internals shared by the plugin's files (not a public header).
  *
- * Pure parts — base64 (b64.c), password hashing (hash.c), roles, the
- * authorization table and input rules (policy.c) — call no SDK function and
+ * Pure parts — password hashing (hash.c) and input rules (policy.c) — use
+ * only the SDK's pure helpers (webencode/base64.h, webencode/authz.h) and
  * are unit-tested by including their .c files from tests/unit/test_auth_basic.c.
+ * Roles and the auth.authorize table are the SDK's, shared with auth-oidc.
  *
  * Error codes of this plugin (data.we_code):
  *   WE-AUTH-001  invalid credentials: unknown user or token, wrong password,
@@ -20,6 +21,8 @@
 #ifndef AUTH_BASIC_AB_H
 #define AUTH_BASIC_AB_H
 
+#include <webencode/authz.h>
+#include <webencode/base64.h>
 #include <webencode/plugin.h>
 
 #include <libpq-fe.h>
@@ -28,15 +31,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* ---- b64.c (pure) ------------------------------------------------------- */
-
-/* Encodes without padding into out (4 * ceil(len / 3) + 1 bytes suffice);
- * url selects the RFC 4648 §5 alphabet. Returns the length. */
-size_t ab_b64_encode(const uint8_t *in, size_t len, bool url, char *out);
-/* Decodes (padding optional, no whitespace): 0 and *out_len, or -1. */
-int ab_b64_decode(const char *in, size_t len, bool url, uint8_t *out, size_t cap,
-                  size_t *out_len);
 
 /* ---- hash.c (pure) ------------------------------------------------------ */
 
@@ -75,22 +69,8 @@ bool ab_hash_outdated(const char *stored, unsigned ln);
 /* API token hash: SHA-256 as 64 hex digits. */
 void ab_token_hash(const char *token, size_t len, char out[65]);
 
-/* ---- policy.c (pure) ---------------------------------------------------- */
+/* ---- policy.c (pure): input rules --------------------------------------- */
 
-typedef enum ab_role {
-    AB_ROLE_INVALID = -1,
-    AB_ROLE_VIEWER = 0,
-    AB_ROLE_OPERATOR = 1,
-    AB_ROLE_ADMIN = 2,
-} ab_role;
-
-ab_role ab_role_parse(const char *s);
-const char *ab_role_name(ab_role r);
-/* auth.authorize: whether role may do action ("read" | "write" | "admin")
- * on resource ("jobs", "jobs/123", "/v1/jobs/123" — the first segment
- * counts). reason gets one sentence either way. */
-bool ab_authorize(const char *role, const char *action, const char *resource, char *reason,
-                  size_t reason_len);
 bool ab_username_valid(const char *s, size_t len, char *why, size_t why_len);
 bool ab_password_valid(const char *s, size_t len, char *why, size_t why_len);
 bool ab_uuid_valid(const char *s);
@@ -146,8 +126,8 @@ int ab_param_str(we_plugin_call *call, json_t *params, const char *field, bool r
                  const char **out, size_t *len);
 int ab_param_uuid(we_plugin_call *call, json_t *params, const char *field, bool required,
                   const char **out);
-/* An optional role param: *out AB_ROLE_INVALID when absent. */
-int ab_param_role(we_plugin_call *call, json_t *params, const char *field, ab_role *out);
+/* An optional role param: *out WE_ROLE_INVALID when absent. */
+int ab_param_role(we_plugin_call *call, json_t *params, const char *field, we_role *out);
 /* Column as JSON: a string, or null for SQL NULL. */
 json_t *ab_col_str(const PGresult *r, int row, int col);
 bool ab_col_bool(const PGresult *r, int row, int col);

@@ -43,8 +43,8 @@ static int derive(const char *pw, size_t pw_len, const ab_scrypt *s, uint8_t *ke
 static void format(const ab_scrypt *s, char out[AB_HASH_MAX])
 {
     char salt[90], key[90];
-    ab_b64_encode(s->salt, s->salt_len, false, salt);
-    ab_b64_encode(s->key, s->key_len, false, key);
+    we_b64_encode(s->salt, s->salt_len, 0, salt);
+    we_b64_encode(s->key, s->key_len, 0, key);
     snprintf(out, AB_HASH_MAX, "$scrypt$ln=%u,r=%u,p=%u$%s$%s", s->ln, s->r, s->p, salt, key);
 }
 
@@ -90,7 +90,7 @@ static const char *param(const char *s, const char *name, unsigned lo, unsigned 
 static const char *field(const char *s, char end, uint8_t *buf, size_t lo, size_t hi, size_t *len)
 {
     const char *stop = end ? strchr(s, end) : s + strlen(s);
-    if (!stop || ab_b64_decode(s, (size_t)(stop - s), false, buf, hi, len) < 0 || *len < lo)
+    if (!stop || we_b64_decode(s, (size_t)(stop - s), 0, buf, hi, len) < 0 || *len < lo)
         return NULL;
     return end ? stop + 1 : stop;
 }

@@ -75,14 +75,14 @@ static int token_result(we_plugin_call *call, ab_state *st, PGresult *r, json_t 
         return invalid(call, "info", "disabled user");
     if (ab_col_bool(r, 0, T_EXPIRED))
         return we_plugin_fail(call, "WE-AUTH-002", false, "token expired");
-    ab_role role = ab_role_parse(PQgetvalue(r, 0, T_ROLE));
-    ab_role user_role = ab_role_parse(PQgetvalue(r, 0, T_UROLE));
+    we_role role = we_role_parse(PQgetvalue(r, 0, T_ROLE));
+    we_role user_role = we_role_parse(PQgetvalue(r, 0, T_UROLE));
     const char *id = PQgetvalue(r, 0, T_ID);
     if (ab_col_bool(r, 0, T_STALE))
         exec_quiet(st, SQL_TOUCH_TOKEN, 1, &id);
     *result = json_pack("{s:s, s:s, s:s, s:o, s:s}", "user_id", PQgetvalue(r, 0, T_USER),
                         "username", PQgetvalue(r, 0, T_NAME), "role",
-                        ab_role_name(role < user_role ? role : user_role), "expires_at",
+                        we_role_name(role < user_role ? role : user_role), "expires_at",
                         ab_col_str(r, 0, T_EXPIRES), "token_id", id);
     return 0;
 }
@@ -160,7 +160,7 @@ static int by_basic(we_plugin_call *call, ab_state *st, const char *b64, size_t 
 {
     uint8_t buf[1400];
     size_t n;
-    if (ab_b64_decode(b64, len, false, buf, sizeof buf - 1, &n) < 0)
+    if (we_b64_decode(b64, len, 0, buf, sizeof buf - 1, &n) < 0)
         return invalid(call, "info", "malformed Basic credentials");
     buf[n] = '\0';
     char *user = (char *)buf, *colon = memchr(buf, ':', n);
@@ -217,7 +217,7 @@ int ab_m_authorize(we_plugin_call *call, json_t *params, json_t **result)
         ab_param_str(call, params, "action", true, &action, NULL) < 0 ||
         ab_param_str(call, params, "resource", false, &resource, NULL) < 0)
         return -1;
-    bool ok = ab_authorize(role, action, resource ? resource : "", reason, sizeof reason);
+    bool ok = we_authorize(role, action, resource ? resource : "", reason, sizeof reason);
     *result = json_pack("{s:b, s:s}", "allowed", ok, "reason", reason);
     return 0;
 }

@@ -33,7 +33,7 @@ static const char SQL_LIST[] =
 
 typedef struct token_req {
     const char *user_id, *name;
-    ab_role role;
+    we_role role;
     char expires[24]; /* decimal seconds, or "" */
 } token_req;
 
@@ -70,16 +70,16 @@ static int check_role(we_plugin_call *call, ab_state *st, token_req *q)
     if (ab_db_exec(&st->db, call, SQL_USER_ROLE, 1, &q->user_id, &r) != 0)
         return -1;
     int rc = 0;
-    ab_role user_role = PQntuples(r) == 1 ? ab_role_parse(PQgetvalue(r, 0, 0)) : AB_ROLE_INVALID;
+    we_role user_role = PQntuples(r) == 1 ? we_role_parse(PQgetvalue(r, 0, 0)) : WE_ROLE_INVALID;
     if (PQntuples(r) != 1)
         rc = ab_fail_not_found(call, "user", q->user_id);
     else if (ab_col_bool(r, 0, 1))
         rc = we_plugin_fail(call, "WE-AUTH-003", false, "user is disabled: %s", q->user_id);
     else if (q->role > user_role)
         rc = we_plugin_fail(call, "WE-AUTH-003", false,
-                            "role: %s exceeds the user's role %s", ab_role_name(q->role),
-                            ab_role_name(user_role));
-    else if (q->role == AB_ROLE_INVALID)
+                            "role: %s exceeds the user's role %s", we_role_name(q->role),
+                            we_role_name(user_role));
+    else if (q->role == WE_ROLE_INVALID)
         q->role = user_role;
     PQclear(r);
     return rc;
@@ -92,7 +92,7 @@ static int new_token(const ab_state *st, char *out, size_t out_len)
     char body[48];
     if (RAND_bytes(raw, sizeof raw) != 1)
         return -1;
-    ab_b64_encode(raw, sizeof raw, true, body);
+    we_b64_encode(raw, sizeof raw, WE_B64_URL, body);
     snprintf(out, out_len, "%s%s", st->token_prefix, body);
     OPENSSL_cleanse(raw, sizeof raw);
     OPENSSL_cleanse(body, sizeof body);
@@ -106,7 +106,7 @@ static int insert_token(we_plugin_call *call, ab_state *st, const token_req *q,
     PGresult *r;
     ab_token_hash(token, strlen(token), hash);
     snprintf(prefix, sizeof prefix, "%.*s", (int)strlen(st->token_prefix) + 5, token);
-    const char *p[] = { q->user_id, q->name, hash, prefix, ab_role_name(q->role),
+    const char *p[] = { q->user_id, q->name, hash, prefix, we_role_name(q->role),
                         q->expires[0] ? q->expires : NULL };
     int rc = ab_db_exec(&st->db, call, SQL_CREATE, 6, p, &r);
     if (rc == AB_DB_CONFLICT) /* a hash collision, or a user deleted meanwhile */
@@ -115,7 +115,7 @@ static int insert_token(we_plugin_call *call, ab_state *st, const token_req *q,
         return -1;
     *result = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "token_id",
                         PQgetvalue(r, 0, 0), "token", token, "prefix", prefix, "name", q->name,
-                        "user_id", q->user_id, "role", ab_role_name(q->role), "expires_at",
+                        "user_id", q->user_id, "role", we_role_name(q->role), "expires_at",
                         ab_col_str(r, 0, 1), "created_at", PQgetvalue(r, 0, 2));
     PQclear(r);
     return 0;
@@ -134,7 +134,7 @@ int ab_m_token_create(we_plugin_call *call, json_t *params, json_t **result)
     OPENSSL_cleanse(token, sizeof token);
     if (rc == 0)
         we_plugin_log("info", "token created",
-                      json_pack("{s:s, s:s}", "user_id", q.user_id, "role", ab_role_name(q.role)));
+                      json_pack("{s:s, s:s}", "user_id", q.user_id, "role", we_role_name(q.role)));
     return rc;
 }
 

@@ -56,7 +56,7 @@ int ab_m_user_create(we_plugin_call *call, json_t *params, json_t **result)
     ab_state *st = we_plugin_state(call);
     const char *name;
     size_t len;
-    ab_role role;
+    we_role role;
     char why[96], hash[AB_HASH_MAX];
     PGresult *r;
     if (ab_param_str(call, params, "username", true, &name, &len) < 0 ||
@@ -66,7 +66,7 @@ int ab_m_user_create(we_plugin_call *call, json_t *params, json_t **result)
         return we_plugin_fail_params(call, "username: %s", why);
     if (password_hash(call, params, hash) < 0)
         return -1;
-    const char *p[] = { name, hash, ab_role_name(role == AB_ROLE_INVALID ? AB_ROLE_VIEWER : role) };
+    const char *p[] = { name, hash, we_role_name(role == WE_ROLE_INVALID ? WE_ROLE_VIEWER : role) };
     int rc = ab_db_exec(&st->db, call, SQL_CREATE, 3, p, &r);
     if (rc == AB_DB_CONFLICT)
         return we_plugin_fail(call, "WE-AUTH-004", false, "user exists: %s", name);
@@ -139,7 +139,7 @@ int ab_m_user_set_password(we_plugin_call *call, json_t *params, json_t **result
 int ab_m_user_update(we_plugin_call *call, json_t *params, json_t **result)
 {
     const char *id;
-    ab_role role;
+    we_role role;
     PGresult *r;
     json_t *disabled = json_object_get(params, "disabled");
     if (ab_param_uuid(call, params, "user_id", true, &id) < 0 ||
@@ -147,7 +147,7 @@ int ab_m_user_update(we_plugin_call *call, json_t *params, json_t **result)
         return -1;
     if (disabled && !json_is_null(disabled) && !json_is_boolean(disabled))
         return we_plugin_fail_params(call, "disabled: must be a boolean");
-    const char *p[] = { id, role == AB_ROLE_INVALID ? NULL : ab_role_name(role),
+    const char *p[] = { id, role == WE_ROLE_INVALID ? NULL : we_role_name(role),
                         json_is_boolean(disabled) ? (json_is_true(disabled) ? "true" : "false")
                                                   : NULL };
     if (by_user_id(call, SQL_UPDATE, 3, p, &r) < 0)

@@ -36,13 +36,13 @@ int ab_param_uuid(we_plugin_call *call, json_t *params, const char *field, bool 
     return 0;
 }
 
-int ab_param_role(we_plugin_call *call, json_t *params, const char *field, ab_role *out)
+int ab_param_role(we_plugin_call *call, json_t *params, const char *field, we_role *out)
 {
     const char *s;
-    *out = AB_ROLE_INVALID;
+    *out = WE_ROLE_INVALID;
     if (ab_param_str(call, params, field, false, &s, NULL) < 0)
         return -1;
-    if (s && (*out = ab_role_parse(s)) == AB_ROLE_INVALID)
+    if (s && (*out = we_role_parse(s)) == WE_ROLE_INVALID)
         return we_plugin_fail_params(call, "%s: must be viewer, operator or admin", field);
     return 0;
 }

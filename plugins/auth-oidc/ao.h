@@ -1,10 +1,11 @@
 /*
  * auth-oidc internals shared by the plugin's files (not a public header).
  *
- * Pure parts — base64url and the compact-JWT reader (jwt.c), claim checks,
- * role mapping, UUIDs and times (claims.c), roles and the authorization
- * table (policy.c) — call no SDK function and no network, and are
+ * Pure parts — the compact-JWT reader (jwt.c), claim checks, role mapping,
+ * UUIDs and times (claims.c) — use only the SDK's pure helpers
+ * (webencode/base64.h, webencode/authz.h) and no network, and are
  * unit-tested by including their .c files from tests/unit/test_auth_oidc.c.
+ * Roles and the auth.authorize table are the SDK's, shared with auth-basic.
  *
  * Error codes of this plugin (data.we_code):
  *   WE-AUTH-001  invalid credentials: not a JWT, an algorithm other than
@@ -21,6 +22,7 @@
 #ifndef AUTH_OIDC_AO_H
 #define AUTH_OIDC_AO_H
 
+#include <webencode/authz.h>
 #include <webencode/plugin.h>
 
 #include <cjose/cjose.h>
@@ -30,23 +32,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* ---- policy.c (pure): roles and auth.authorize ---------------------------- */
-
-typedef enum ao_role {
-    AO_ROLE_INVALID = -1,
-    AO_ROLE_VIEWER = 0,
-    AO_ROLE_OPERATOR = 1,
-    AO_ROLE_ADMIN = 2,
-} ao_role;
-
-ao_role ao_role_parse(const char *s);
-const char *ao_role_name(ao_role r);
-/* Whether role may do action ("read" | "write" | "admin") on resource
- * ("jobs", "jobs/1", "/v1/jobs/1": the first segment counts); reason gets
- * one sentence either way. The same table as auth-basic's. */
-bool ao_authorize(const char *role, const char *action, const char *resource, char *reason,
-                  size_t reason_len);
 
 /* ---- jwt.c (pure): the compact serialization, read before any key ---------- */
 
@@ -73,10 +58,6 @@ typedef struct ao_jwt {
     const char *kid; /* in header; NULL when absent */
 } ao_jwt;
 
-/* Decodes base64url without padding (RFC 7515 §2): 0 with *out_len, or -1 on
- * a character outside the alphabet, '=' padding, a bad length, or more than
- * cap bytes. */
-int ao_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 /* Reads token (len bytes): three base64url segments, header and claims JSON
  * objects, an accepted alg, a typ of JWT / at+jwt when present, no crit, a
  * signature of the alg's size. 0, or -1 with *why (a static sentence for the
@@ -89,7 +70,7 @@ const char *ao_alg_name(ao_alg alg);
 
 typedef struct ao_role_rule {
     char *value; /* a claim value, e.g. "webencode-admins" */
-    ao_role role;
+    we_role role;
 } ao_role_rule;
 
 /* The rules claims are checked against; built at init, read-only after. */
@@ -100,7 +81,7 @@ typedef struct ao_rules {
     char *username_claim;
     ao_role_rule *role_map;
     size_t n_role_map;
-    ao_role default_role; /* AO_ROLE_INVALID: a token without a known role is refused */
+    we_role default_role; /* WE_ROLE_INVALID: a token without a known role is refused */
     int64_t leeway_s;
 } ao_rules;
 
@@ -117,7 +98,7 @@ typedef enum ao_verdict {
 typedef struct ao_identity {
     const char *sub;
     char username[AO_USERNAME_MAX + 1]; /* "oidc:" + the username claim (or sub) */
-    ao_role role;
+    we_role role;
     int64_t exp;
     const char *jti; /* NULL when absent */
 } ao_identity;
@@ -128,8 +109,8 @@ typedef struct ao_identity {
 json_t *ao_claim_get(json_t *claims, const char *path);
 /* The highest role a claim value (a string or an array of strings) maps to
  * through role_map, then through the role names themselves; unknown values
- * are ignored. AO_ROLE_INVALID when none. */
-ao_role ao_role_of(const ao_rules *r, json_t *value);
+ * are ignored. WE_ROLE_INVALID when none. */
+we_role ao_role_of(const ao_rules *r, json_t *value);
 /* Parses role_map text "value=role,value=role" (spaces around items
  * ignored; empty text: no rules). 0, or -1 with err naming the item. */
 int ao_role_map_parse(const char *text, ao_role_rule **out, size_t *n, char *err, size_t err_len);

@@ -46,23 +46,23 @@ json_t *ao_claim_get(json_t *claims, const char *path)
     return v == claims ? NULL : v;
 }
 
-static ao_role role_of_string(const ao_rules *r, const char *s)
+static we_role role_of_string(const ao_rules *r, const char *s)
 {
     for (size_t i = 0; i < r->n_role_map; i++)
         if (strcmp(r->role_map[i].value, s) == 0)
             return r->role_map[i].role;
-    return ao_role_parse(s);
+    return we_role_parse(s);
 }
 
-ao_role ao_role_of(const ao_rules *r, json_t *value)
+we_role ao_role_of(const ao_rules *r, json_t *value)
 {
-    ao_role best = AO_ROLE_INVALID;
+    we_role best = WE_ROLE_INVALID;
     if (json_is_string(value))
         return role_of_string(r, json_string_value(value));
     for (size_t i = 0; json_is_array(value) && i < json_array_size(value) && i < ROLE_VALUES_MAX;
          i++) {
         const char *s = json_string_value(json_array_get(value, i));
-        ao_role role = s ? role_of_string(r, s) : AO_ROLE_INVALID;
+        we_role role = s ? role_of_string(r, s) : WE_ROLE_INVALID;
         if (role > best)
             best = role;
     }
@@ -84,8 +84,8 @@ static int map_add(ao_role_rule **map, size_t *n, char *value, const char *role,
                    size_t err_len)
 {
     ao_role_rule *grown = realloc(*map, (*n + 1) * sizeof **map);
-    ao_role r = ao_role_parse(role);
-    if (!value || !*value || r == AO_ROLE_INVALID || !grown) {
+    we_role r = we_role_parse(role);
+    if (!value || !*value || r == WE_ROLE_INVALID || !grown) {
         if (grown)
             *map = grown;
         snprintf(err, err_len,
@@ -251,15 +251,15 @@ static ao_verdict identity(const ao_rules *r, json_t *claims, ao_identity *id, c
         return AO_INVALID;
     }
     id->sub = json_string_value(sub);
-    id->role = role ? ao_role_of(r, role) : AO_ROLE_INVALID;
-    if (id->role == AO_ROLE_INVALID)
+    id->role = role ? ao_role_of(r, role) : WE_ROLE_INVALID;
+    if (id->role == WE_ROLE_INVALID)
         id->role = r->default_role;
     const char *name = json_string_value(user);
     if (!name_usable(name))
         name = id->sub;
-    if (id->role == AO_ROLE_INVALID || !name_usable(name)) {
+    if (id->role == WE_ROLE_INVALID || !name_usable(name)) {
         *why =
-            id->role == AO_ROLE_INVALID ? "no known role in the role claim" : "no usable username";
+            id->role == WE_ROLE_INVALID ? "no known role in the role claim" : "no usable username";
         return AO_INVALID;
     }
     snprintf(id->username, sizeof id->username, "%s%s", AO_USERNAME_PREFIX, name);

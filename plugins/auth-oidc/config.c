@@ -162,8 +162,8 @@ static int build_rules(const cfg_in *in, ao_rules *r, char *err, size_t err_len)
         return fail(err, err_len,
                     !*in->role_claim ? "role_claim: must not be empty"
                                      : "username_claim: must not be empty");
-    r->default_role = *in->default_role ? ao_role_parse(in->default_role) : AO_ROLE_INVALID;
-    if (*in->default_role && r->default_role == AO_ROLE_INVALID)
+    r->default_role = *in->default_role ? we_role_parse(in->default_role) : WE_ROLE_INVALID;
+    if (*in->default_role && r->default_role == WE_ROLE_INVALID)
         return fail(err, err_len, "default_role: must be viewer, operator, admin or empty");
     if (ao_role_map_parse(in->role_map, &r->role_map, &r->n_role_map, err, err_len) < 0)
         return -1;

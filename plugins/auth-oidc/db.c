@@ -124,7 +124,7 @@ static int row(const PGresult *r, char user_id[37])
 
 int ao_db_user(ao_db *db, we_plugin_call *call, const ao_identity *id, char user_id[37])
 {
-    const char *params[] = {id->username, ao_role_name(id->role)};
+    const char *params[] = {id->username, we_role_name(id->role)};
     for (int attempt = 0; attempt < 2; attempt++) {
         pthread_mutex_lock(&db->mu);
         PGresult *r = run_locked(db, params);

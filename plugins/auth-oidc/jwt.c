@@ -16,10 +16,12 @@
  * ECDSA signature of exactly the curve's size (R || S).
  *
  * Header fields that point at keys (jku, x5u, jwk, x5c) are ignored: keys
- * come only from the issuer's JWKS. Pure: no SDK call, no allocation kept
- * on failure.
+ * come only from the issuer's JWKS. Pure: no SDK call but base64
+ * (webencode/base64.h), no allocation kept on failure.
  */
 #include "ao.h"
+
+#include <webencode/base64.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,44 +34,8 @@ const char *ao_alg_name(ao_alg alg)
     return (unsigned)alg < AO_ALG_COUNT ? alg_names[alg] : "?";
 }
 
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-int ao_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len)
-{
-    uint32_t acc = 0;
-    size_t bits = 0, n = 0;
-    if (len % 4 == 1)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n == cap)
-                return -1;
-            out[n++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    *out_len = n;
-    return 0;
-}
+/* JWS segments are base64url without padding (RFC 7515 §2). */
+#define JWS_B64 (WE_B64_URL | WE_B64_NOPAD)
 
 /* A segment decoded and read as a JSON object, or NULL. */
 static json_t *segment_object(const char *s, size_t len)
@@ -77,7 +43,7 @@ static json_t *segment_object(const char *s, size_t len)
     uint8_t *buf = malloc(len ? len : 1);
     size_t n;
     json_t *v = NULL;
-    if (buf && ao_b64url_decode(s, len, buf, len, &n) == 0)
+    if (buf && we_b64_decode(s, len, JWS_B64, buf, len, &n) == 0)
         v = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES, NULL);
     free(buf);
     if (v && !json_is_object(v)) {
@@ -138,7 +104,7 @@ static bool signature_size_ok(ao_alg alg, const char *sig, size_t len)
     size_t want = alg == AO_ALG_ES256 ? 64 : alg == AO_ALG_ES384 ? 96 : 0;
     uint8_t buf[1024]; /* RSA up to 8192 bits */
     size_t n;
-    if (ao_b64url_decode(sig, len, buf, sizeof buf, &n) < 0 || n == 0)
+    if (we_b64_decode(sig, len, JWS_B64, buf, sizeof buf, &n) < 0 || n == 0)
         return false;
     return want == 0 || n == want;
 }

@@ -89,7 +89,7 @@ static int identify(we_plugin_call *call, ao_state *st, const ao_jwt *jwt, json_
     }
     ao_rfc3339(id.exp, expires);
     *result = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "user_id", user_id, "username", id.username,
-                        "role", ao_role_name(id.role), "expires_at", expires, "token_id", id.jti);
+                        "role", we_role_name(id.role), "expires_at", expires, "token_id", id.jti);
     return 0;
 }
 
@@ -151,7 +151,7 @@ int ao_m_authorize(we_plugin_call *call, json_t *params, json_t **result)
         param_str(call, params, "action", true, &action, &len) < 0 ||
         param_str(call, params, "resource", false, &resource, &len) < 0)
         return -1;
-    bool ok = ao_authorize(role, action, resource ? resource : "", reason, sizeof reason);
+    bool ok = we_authorize(role, action, resource ? resource : "", reason, sizeof reason);
     *result = json_pack("{s:b, s:s}", "allowed", ok, "reason", reason);
     return 0;
 }

@@ -10,6 +10,8 @@
  */
 #include "sfs.h"
 
+#include <webencode/base64.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -58,7 +60,7 @@ static int decode_inline(we_plugin_call *call, json_t *v, sfs_src *src, uint8_t 
     uint8_t *buf = malloc(cap);
     if (!buf)
         return sfs_fail_io(call, "cannot decode", "data_base64", ENOMEM);
-    if (sfs_b64_decode(json_string_value(v), len, buf, cap, &n) < 0 || n > SFS_INLINE_MAX) {
+    if (we_b64_decode(json_string_value(v), len, 0, buf, cap, &n) < 0 || n > SFS_INLINE_MAX) {
         free(buf);
         return we_plugin_fail_params(call, "data_base64: not base64, or over %d bytes",
                                      SFS_INLINE_MAX);

@@ -2,8 +2,8 @@
  * storage-fs internals shared by the plugin's files (not a public header).
  *
  * Pure parts with no I/O and no SDK calls — key rules (keys.c), SHA-256
- * (sha256.c), base64 (b64.c) — are unit-tested by including their .c files
- * from tests/unit/test_storage_fs.c. Everything else talks to the
+ * (sha256.c) — are unit-tested by including their .c files from
+ * tests/unit/test_storage_fs.c. Everything else talks to the
  * filesystem and reports errors through the SDK's we_plugin_fail().
  *
  * Error codes of this plugin (data.we_code):
@@ -51,7 +51,7 @@ bool sfs_utf8_valid(const char *s, size_t len);
  * characters and invalid bytes become \xNN, long text is cut with "…". */
 void sfs_display(const char *s, size_t len, char *out, size_t out_len);
 
-/* ---- sha256.c / b64.c (pure) -------------------------------------------- */
+/* ---- sha256.c (pure) ---------------------------------------------------- */
 
 typedef struct sfs_sha256 {
     uint32_t h[8];
@@ -64,11 +64,6 @@ void sfs_sha256_init(sfs_sha256 *s);
 void sfs_sha256_update(sfs_sha256 *s, const void *data, size_t len);
 /* Writes the digest as 64 lowercase hex digits and a NUL. */
 void sfs_sha256_hex(sfs_sha256 *s, char out[65]);
-
-/* Decodes standard base64 (padding optional, no whitespace). Returns 0 and
- * the length in *out_len, or -1 when the text is not base64 or the result
- * would exceed cap. */
-int sfs_b64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 
 /* ---- config.c ----------------------------------------------------------- */
 

@@ -5,64 +5,26 @@
  * multicast or reserved — in IPv4, in IPv6, or embedded in IPv6 (mapped,
  * compatible, NAT64, 6to4). Names are judged by every address they resolve
  * to, so a name with one public and one private address is refused. Job
- * sources may name internal networks that pass anyway (SOURCE_ALLOW_CIDRS,
- * parsed by include/webencode/netaddr.h, which encoder-ffmpeg's egress
- * proxy shares; test_egress checks both tables agree).
- * Design: tables of (network, mask) pairs, no state; safe on any thread.
+ * sources may name internal networks that pass anyway (SOURCE_ALLOW_CIDRS).
+ * The address table and the CIDR lists are include/webencode/netaddr.h's,
+ * which encoder-ffmpeg's egress proxy shares.
+ * Design: no state; safe on any thread.
  */
 #include "we_netpolicy.h"
 
-#include "webencode/netaddr.h" /* CIDR allow lists */
+#include "webencode/netaddr.h" /* the address table, CIDR allow lists */
 
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static bool v4_private(uint32_t a)
-{
-    static const struct {
-        uint32_t net, mask;
-    } nets[] = {
-        { 0x00000000, 0xff000000 }, { 0x0a000000, 0xff000000 }, { 0x64400000, 0xffc00000 },
-        { 0x7f000000, 0xff000000 }, { 0xa9fe0000, 0xffff0000 }, { 0xac100000, 0xfff00000 },
-        { 0xc0000000, 0xffffff00 }, { 0xc0a80000, 0xffff0000 }, { 0xc6120000, 0xfffe0000 },
-        { 0xe0000000, 0xe0000000 }, /* multicast, reserved and broadcast */
-    };
-    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
-        if ((a & nets[i].mask) == nets[i].net)
-            return true;
-    return false;
-}
-
-static uint32_t v4_at(const uint8_t *b)
-{
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-/* Loopback, unspecified, ULA, link/site-local, multicast, and the IPv4
- * embeddings (mapped, compatible, NAT64, 6to4) judged by their IPv4. */
-static bool v6_private(const uint8_t *b)
-{
-    static const uint8_t zero[12] = { 0 },
-                         mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-    static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
-    if (!memcmp(b, zero, 12) || !memcmp(b, mapped, 12) || !memcmp(b, nat64, 12))
-        return v4_private(v4_at(b + 12));
-    if (b[0] == 0x20 && b[1] == 0x02)
-        return v4_private(v4_at(b + 2));
-    return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0x80)) || b[0] == 0xff;
-}
-
+/* The table is netaddr.h's, so the kernel and encoder-ffmpeg's egress
+ * proxy cannot disagree about an address. */
 bool we_net_addr_private(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET)
-        return v4_private(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
-    if (sa->sa_family == AF_INET6)
-        return v6_private(((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr);
-    return true;
+    return we_ip_private(sa);
 }
 
 /* ":<1..65535>" or nothing, ending exactly at end. */

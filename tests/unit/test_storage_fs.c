@@ -1,9 +1,9 @@
 /*
  * storage-fs pure parts: the key rules (a table of good and bad keys, with
  * explicit lengths so an embedded NUL counts), prefixes, directory-entry
- * names, the message-safe display of keys, SHA-256 against the FIPS 180-2
- * vectors, and base64 decoding. The plugin's .c files are included directly
- * (they hold no main()).
+ * names, the message-safe display of keys, and SHA-256 against the FIPS
+ * 180-2 vectors. The plugin's .c files are included directly (they hold no
+ * main()); base64 is the SDK's, tested by test_base64.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,6 @@
 
 #include <cmocka.h>
 
-#include "../../plugins/storage-fs/b64.c"
 #include "../../plugins/storage-fs/keys.c"
 #include "../../plugins/storage-fs/sha256.c"
 
@@ -190,34 +189,13 @@ static void test_sha256_streaming(void **state)
     }
 }
 
-static void test_b64(void **state)
-{
-    uint8_t out[32];
-    size_t n;
-    assert_int_equal(sfs_b64_decode("aGVsbG8=", 8, out, sizeof out, &n), 0);
-    assert_int_equal(n, 5);
-    assert_memory_equal(out, "hello", 5);
-    assert_int_equal(sfs_b64_decode("aGVsbG8", 7, out, sizeof out, &n), 0);
-    assert_int_equal(n, 5);
-    assert_int_equal(sfs_b64_decode("", 0, out, sizeof out, &n), 0);
-    assert_int_equal(n, 0);
-    assert_int_equal(sfs_b64_decode("+/+/", 4, out, sizeof out, &n), 0);
-    assert_int_equal(n, 3);
-    assert_int_equal(out[0], 0xFB);
-    assert_int_equal(sfs_b64_decode("a", 1, out, sizeof out, &n), -1);
-    assert_int_equal(sfs_b64_decode("aGVs bG8=", 9, out, sizeof out, &n), -1);
-    assert_int_equal(sfs_b64_decode("aGVsbG8-", 8, out, sizeof out, &n), -1);
-    assert_int_equal(sfs_b64_decode("aGVsbG8==", 9, out, sizeof out, &n), -1);
-    assert_int_equal(sfs_b64_decode("aGVsbG8=", 8, out, 4, &n), -1); /* over cap */
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_table),      cmocka_unit_test(test_key_length),
         cmocka_unit_test(test_prefixes),       cmocka_unit_test(test_segments),
         cmocka_unit_test(test_display),        cmocka_unit_test(test_sha256_vectors),
-        cmocka_unit_test(test_sha256_streaming), cmocka_unit_test(test_b64),
+        cmocka_unit_test(test_sha256_streaming),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,7 +305,8 @@ static int on_completed(apply_ctx *a)
     int rc = we_pg_exec(a->c, "UPDATE tasks SET status = 'completed', result = $2::jsonb,"
                               " progress = 100, encoded_seconds = coalesce(duration_sec, 0),"
                               " output_key = coalesce($3, output_key), finished_at = now(),"
-                              " lease_expires_at = NULL"
+                              /* the started event may come second (kernels apply in parallel) */
+                              " started_at = coalesce(started_at, now()), lease_expires_at = NULL"
                               " WHERE id = $1::uuid AND status IN ('pending', 'dispatched', 'running')",
                         3, p, NULL, a->err);
     free(res);

@@ -10,7 +10,8 @@
  * given 2 s to finish, def->fini runs and the process exits.
  *
  * The SDK is self-contained on purpose: plugins link only it and jansson,
- * and include only include/webencode/plugin.h.
+ * and include only the headers of include/webencode/ (plugin.h here;
+ * authz.h, base64.h and netaddr.h for helpers several plugins share).
  */
 #include "webencode/plugin.h"
 

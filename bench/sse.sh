@@ -4,8 +4,7 @@
 # NATS, and prints the kernel's resident memory before, with the clients
 # connected, and per client; then publishes one event on ui.events.* and
 # prints how long it took to reach all N clients (p50/p99/max, measured by
-# the client from the publish time in the event). Repeats the publish a few
-# times to show the spread.
+# the client from the publish time in the event), ROUNDS times in a row.
 # Usage: bench/sse.sh [CLIENTS] [ROUNDS]   (defaults 1000, 5)
 set -euo pipefail
 N=${1:-1000}
@@ -32,8 +31,10 @@ before=$(rss_kb)
 SSE=(python3 "$WE_SRC/tests/lib/sse_client.py")
 pub_ping() {
   PYTHONPATH=$WE_SRC/tests/lib python3 - "$H_NATS_PORT" "$1" <<'EOF'
-import json, sys, time, nats_raw
+import json, socket, sys, time, nats_raw
 nc = nats_raw.Nats(int(sys.argv[1]))
+# without it Nagle holds the PUB behind the unacknowledged SUB: +40 ms
+nc.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 ev = {"id": sys.argv[2], "type": "bench.ping", "time": "", "resource": {"type": "bench", "id": "x"},
       "user_id": None, "data": {"sent_at": time.time()}}
 nc.publish("ui.events.bench.ping", json.dumps(ev))
@@ -42,26 +43,36 @@ nc.close()
 EOF
 }
 
+ids=$(seq -f 'ping-%g' 1 "$ROUNDS" | paste -sd,)
+"${SSE[@]}" many "$H_KERNEL_URL/v1/events?types=bench.*" --clients "$N" --expect "$ids" \
+  --timeout 300 --ready "$H_DIR/ready" --progress "$H_DIR/progress" --hold "$H_DIR/release" \
+  >"$H_DIR/many.sum" &
+echo $! >"$H_DIR/many.pid"
+h_wait_for 120 test -e "$H_DIR/ready" || h_fail "clients did not all open"
+sleep 2   # let the streams go idle (suspended)
+with=$(rss_kb)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$(cat "$H_DIR/kernel.pid")/stat"; }
+c0=$(cpu_ticks)
+sleep 5
+idle_cpu=$(( ($(cpu_ticks) - c0) * 1000 / $(getconf CLK_TCK) ))
 echo "== $N idle SSE clients on one kernel (HTTP_THREADS=${HTTP_THREADS:-4}, $(nproc) cores shared with the client)"
+echo "kernel RSS before: ${before} kB; with $N idle streams: ${with} kB;" \
+  "per client: $(( (with - before) * 1024 / N )) bytes"
+echo "kernel CPU over 5 s with $N idle streams: ${idle_cpu} ms"
+# one event at a time, the next once every client has the previous one
 for r in $(seq "$ROUNDS"); do
-  rm -f "$H_DIR/ready" "$H_DIR/release"
-  "${SSE[@]}" many "$H_KERNEL_URL/v1/events?types=bench.*" --clients "$N" --expect "ping-$r" \
-    --timeout 120 --ready "$H_DIR/ready" --hold "$H_DIR/release" >"$H_DIR/many.sum" &
-  echo $! >"$H_DIR/many.pid"
-  h_wait_for 60 test -e "$H_DIR/ready" || h_fail "clients did not all open"
-  if [ "$r" = 1 ]; then
-    sleep 2   # let the streams go idle (suspended)
-    with=$(rss_kb)
-    echo "kernel RSS before: ${before} kB; with $N idle streams: ${with} kB;" \
-      "per client: $(( (with - before) * 1024 / N )) bytes"
-  fi
   pub_ping "ping-$r"
-  while ! [ -s "$H_DIR/many.sum" ]; do sleep 0.1; done
-  jq -r --arg r "$r" '"round \($r): \(.received)/\(.clients) received; latency p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms"' "$H_DIR/many.sum"
-  touch "$H_DIR/release"
-  wait "$(cat "$H_DIR/many.pid")"
-  rm -f "$H_DIR/many.pid" "$H_DIR/many.sum"
+  h_wait_for 60 bash -c "[ \"\$(cat '$H_DIR/progress' 2>/dev/null)\" = $r ]" || h_fail "ping-$r not delivered to all"
 done
-sleep 1
-echo "kernel RSS after the clients left: $(rss_kb) kB"
+while ! [ -s "$H_DIR/many.sum" ]; do sleep 0.1; done
+echo "kernel RSS after $ROUNDS events to every client: $(rss_kb) kB"
+jq -r '.rounds[] | "\(.id): \(.received) clients; delivery latency min \(.min_ms) ms, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms"' "$H_DIR/many.sum"
+touch "$H_DIR/release"
+wait "$(cat "$H_DIR/many.pid")"
+rm -f "$H_DIR/many.pid"
+# a suspended stream notices a gone peer when written to: the second
+# keepalive after the peer left fails (the first only draws a reset)
+sleep $(( 2 * ${SSE_KEEPALIVE_S:-15} + 2 ))
+echo "kernel RSS $(( 2 * ${SSE_KEEPALIVE_S:-15} + 2 )) s after the clients left: $(rss_kb) kB;" \
+  "open descriptors: $(ls "/proc/$(cat "$H_DIR/kernel.pid")/fd" | wc -l)"
 h_pass

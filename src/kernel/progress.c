@@ -37,7 +37,8 @@ static unsigned slot_of(const char *s)
 bool kn_progress_due(const char *job_id, int64_t now_ms)
 {
     unsigned i = slot_of(job_id);
-    if (strcmp(g_slots[i].job_id, job_id) == 0 && now_ms - g_slots[i].last_ms < KN_PROGRESS_EVENT_MS)
+    if (strcmp(g_slots[i].job_id, job_id) == 0 &&
+        now_ms - g_slots[i].last_ms < KN_PROGRESS_EVENT_MS)
         return false;
     snprintf(g_slots[i].job_id, sizeof g_slots[i].job_id, "%s", job_id);
     g_slots[i].last_ms = now_ms;
@@ -61,10 +62,9 @@ void kn_progress_emit(kn_ctx *kn, PGresult *res)
         const char *id = PQgetvalue(res, i, 0);
         if (!kn_progress_due(id, now))
             continue;
-        json_t *data = json_pack("{s:s, s:s, s:o, s:o}", "id", id, "status",
-                                 PQgetvalue(res, i, 1), "progress",
-                                 value_or_null(res, i, 2, false), "eta_s",
-                                 value_or_null(res, i, 3, true));
+        json_t *data =
+            json_pack("{s:s, s:s, s:o, s:o}", "id", id, "status", PQgetvalue(res, i, 1), "progress",
+                      value_or_null(res, i, 2, false), "eta_s", value_or_null(res, i, 3, true));
         kn_event_emit(kn, "job.progress", "job", id,
                       PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4), data);
     }

@@ -37,9 +37,9 @@
  * exits — before the NATS connection closes and MHD stops (MHD must not stop
  * with suspended connections).
  */
+#include "sse.h"
 #include "api.h"
 #include "events.h"
-#include "sse.h"
 #include "we_log.h"
 #include "we_util.h"
 
@@ -69,8 +69,8 @@ typedef struct sse_client {
     kn_sse_filter filter;
     sse_msg **ring; /* queue: ring[head .. head+count) modulo cap */
     size_t cap, head, count, limit;
-    size_t off;     /* bytes of ring[head] already written */
-    char pre[256];  /* control text (retry hint, keepalive, overflow), at message boundaries */
+    size_t off;    /* bytes of ring[head] already written */
+    char pre[256]; /* control text (retry hint, keepalive, overflow), at message boundaries */
     size_t pre_len, pre_off;
     bool suspended;
     bool overflowed; /* flush what is in progress and the overflow event, then disconnect */
@@ -88,7 +88,7 @@ static struct {
     bool running; /* the relay thread exists and has not been joined */
     pthread_t thread;
     kn_ctx *kn;
-} hub = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+} hub = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 /* ---- filters (pure) --------------------------------------------------------- */
 
@@ -137,6 +137,7 @@ static bool type_pattern_ok(const char *s, size_t len)
 static int parse_types(const char *types, kn_sse_filter *f, char *why, size_t why_len)
 {
     const char *p = types;
+    size_t used = 0;
     for (;;) {
         size_t len = strcspn(p, ",");
         while (len > 0 && *p == ' ')
@@ -144,17 +145,21 @@ static int parse_types(const char *types, kn_sse_filter *f, char *why, size_t wh
         while (len > 0 && p[len - 1] == ' ')
             len--;
         if (!type_pattern_ok(p, len)) {
-            snprintf(why, why_len, "each entry must be an event type like job.completed or a "
-                                   "prefix ending in * like job.* (got \"%.*s\")",
+            snprintf(why, why_len,
+                     "each entry must be an event type like job.completed or a "
+                     "prefix ending in * like job.* (got \"%.*s\")",
                      (int)(len > 64 ? 64 : len), p);
             return -1;
         }
-        if (f->ntypes == KN_SSE_MAX_TYPES) {
-            snprintf(why, why_len, "at most %d entries", KN_SSE_MAX_TYPES);
+        if (f->ntypes == KN_SSE_MAX_TYPES || used + len + 1 > sizeof f->types) {
+            snprintf(why, why_len, "at most %d entries and %zu characters", KN_SSE_MAX_TYPES,
+                     sizeof f->types - KN_SSE_MAX_TYPES);
             return -1;
         }
-        memcpy(f->types[f->ntypes], p, len);
-        f->types[f->ntypes++][len] = '\0';
+        memcpy(f->types + used, p, len);
+        f->types[used + len] = '\0';
+        used += len + 1;
+        f->ntypes++;
         p += strcspn(p, ",");
         if (*p == '\0')
             return 0;
@@ -208,8 +213,7 @@ void kn_sse_meta_of(json_t *ev, kn_sse_meta *m)
 
 /* An id constraint holds when the event is about that resource, or its data
  * names it (a task event's data.job_id, say). */
-static bool id_match(const char *want, const char *rtype, const kn_sse_meta *m,
-                     const char *data_id)
+static bool id_match(const char *want, const char *rtype, const kn_sse_meta *m, const char *data_id)
 {
     if (!want[0])
         return true;
@@ -229,13 +233,22 @@ bool kn_sse_filter_match(const kn_sse_filter *f, const kn_sse_meta *m)
         return true;
     if (!m->type)
         return false;
-    for (int i = 0; i < f->ntypes; i++) {
-        const char *t = f->types[i];
+    const char *t = f->types;
+    for (int i = 0; i < f->ntypes; i++, t += strlen(t) + 1) {
         size_t len = strlen(t);
         if (t[len - 1] == '*' ? strncmp(m->type, t, len - 1) == 0 : strcmp(m->type, t) == 0)
             return true;
     }
     return false;
+}
+
+const char *kn_sse_filter_type(const kn_sse_filter *f, int i)
+{
+    WE_ASSERT(i >= 0 && i < f->ntypes);
+    const char *t = f->types;
+    while (i-- > 0)
+        t += strlen(t) + 1;
+    return t;
 }
 
 /* A field value that cannot break the framing: printable, one line. */
@@ -249,18 +262,25 @@ static bool field_ok(const char *s)
     return true;
 }
 
-char *kn_sse_format(json_t *ev, size_t *len)
+char *kn_sse_format(json_t *ev, const char *raw, size_t raw_len, size_t *len)
 {
     const char *id = json_string_value(json_object_get(ev, "id"));
     const char *type = json_string_value(json_object_get(ev, "type"));
     if (!field_ok(id) || !field_ok(type))
         return NULL;
-    /* compact JSON has no raw newline: the data stays one line */
-    char *data = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    if (!data)
-        return NULL;
+    /* The publisher's bytes as they are (numbers keep their digits) unless
+     * line breaks between tokens would split the data line; compact JSON has
+     * none (inside strings they are always escaped). */
+    char *data = NULL;
+    if (!raw || memchr(raw, '\n', raw_len) || memchr(raw, '\r', raw_len)) {
+        data = json_dumps(ev, JSON_COMPACT);
+        if (!data)
+            return NULL;
+        raw = data;
+        raw_len = strlen(data);
+    }
     char *out = NULL;
-    int n = asprintf(&out, "id: %s\nevent: %s\ndata: %s\n\n", id, type, data);
+    int n = asprintf(&out, "id: %s\nevent: %s\ndata: %.*s\n\n", id, type, (int)raw_len, raw);
     free(data);
     if (n < 0)
         return NULL;
@@ -316,18 +336,17 @@ static void client_overflow(sse_client *c)
     client_drop(c, true);
     client_control(c, text);
     c->overflowed = true;
-    we_warn("event stream overflowed; disconnecting the client", WE_I("queue", (int64_t)c->limit),
-            WE_S("request_id", c->request_id));
     client_wake(c);
 }
 
-static void client_push(sse_client *c, sse_msg *m)
+/* Queues m for c; false when this overflowed the queue. */
+static bool client_push(sse_client *c, sse_msg *m)
 {
     if (c->closing || c->overflowed)
-        return;
+        return true;
     if (c->count == c->limit) {
         client_overflow(c);
-        return;
+        return false;
     }
     if (c->count == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
@@ -346,6 +365,7 @@ static void client_push(sse_client *c, sse_msg *m)
     c->ring[(c->head + c->count) % c->cap] = m;
     c->count++;
     client_wake(c);
+    return true;
 }
 
 /* Copies what is due into buf: control text only at message boundaries. */
@@ -427,12 +447,14 @@ static void client_free(void *cls)
 
 /* The envelope for a message: ui.events.* carry one; live.telemetry.<id>
  * carries the live plugin's numbers, wrapped here. New reference or NULL. */
-static json_t *envelope_of(const char *subject, const char *data, size_t len)
+static json_t *envelope_of(const char *subject, const char *data, size_t len, bool *verbatim)
 {
     json_t *j = json_loadb(data, len, 0, NULL);
+    *verbatim = false;
     if (!j)
         return NULL;
     if (strncmp(subject, "ui.events.", 10) == 0) {
+        *verbatim = true;
         if (json_is_object(j))
             return j;
         json_decref(j);
@@ -442,11 +464,11 @@ static json_t *envelope_of(const char *subject, const char *data, size_t len)
     return kn_event_new("stream.telemetry", "stream", stream_id, NULL, j);
 }
 
-static void relay(json_t *ev)
+static void relay(json_t *ev, const char *raw, size_t raw_len)
 {
     kn_sse_meta meta;
     size_t len;
-    char *text = kn_sse_format(ev, &len);
+    char *text = kn_sse_format(ev, raw, raw_len, &len);
     if (!text)
         return;
     kn_sse_meta_of(ev, &meta);
@@ -456,12 +478,18 @@ static void relay(json_t *ev)
     m->len = len;
     memcpy(m->text, text, len);
     free(text);
+    int overflowed = 0;
+    char first[40] = "";
     pthread_mutex_lock(&hub.mu);
-    for (sse_client *c = hub.closing ? NULL : hub.clients; c; c = c->next)
-        if (kn_sse_filter_match(&c->filter, &meta))
-            client_push(c, m);
+    for (sse_client *c = hub.closing ? NULL : hub.clients; c; c = c->next) {
+        if (kn_sse_filter_match(&c->filter, &meta) && !client_push(c, m) && overflowed++ == 0)
+            memcpy(first, c->request_id, sizeof first);
+    }
     pthread_mutex_unlock(&hub.mu);
     msg_unref(m);
+    if (overflowed) /* logged outside the lock: stderr may block */
+        we_warn("event stream overflowed; disconnecting the client", WE_I("clients", overflowed),
+                WE_S("request_id", first), WE_S("event", meta.type));
 }
 
 /* libnats delivery thread. Touches only the hub (static: a late call after
@@ -469,15 +497,17 @@ static void relay(json_t *ev)
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc, (void)sub, (void)closure;
-    json_t *ev = envelope_of(natsMsg_GetSubject(msg), natsMsg_GetData(msg),
-                             (size_t)natsMsg_GetDataLength(msg));
-    natsMsg_Destroy(msg);
+    const char *data = natsMsg_GetData(msg);
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    bool verbatim;
+    json_t *ev = envelope_of(natsMsg_GetSubject(msg), data, len, &verbatim);
     if (ev)
-        relay(ev);
+        relay(ev, verbatim ? data : NULL, len);
     json_decref(ev);
+    natsMsg_Destroy(msg);
 }
 
-static const char *const relay_subjects[] = { "ui.events.>", "live.telemetry.>" };
+static const char *const relay_subjects[] = {"ui.events.>", "live.telemetry.>"};
 #define NSUBS (sizeof relay_subjects / sizeof relay_subjects[0])
 
 static void unsubscribe_all(natsSubscription **subs)
@@ -527,16 +557,15 @@ static void keepalive_due(int64_t now, int64_t every_ms)
 static void *relay_main(void *arg)
 {
     kn_ctx *kn = arg;
-    natsSubscription *subs[NSUBS] = { NULL };
+    natsSubscription *subs[NSUBS] = {NULL};
     bool subscribed = false;
     int64_t every_ms = kn->cfg.sse_keepalive_s * 1000;
     pthread_mutex_lock(&hub.mu);
     while (!hub.closing) {
-        if (!subscribed) {
+        if (!subscribed) {                 /* NATS not connected yet: try again in a second */
             pthread_mutex_unlock(&hub.mu); /* on_msg takes hub.mu */
             subscribed = subscribe_all(kn, subs);
             pthread_mutex_lock(&hub.mu);
-            continue;
         }
         keepalive_due(we_now_mono_ms(), every_ms);
         struct timespec ts;
@@ -557,8 +586,8 @@ static void raise_nofile(long want)
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= (rlim_t)want)
         return;
     rlim_t was = rl.rlim_cur;
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want ? (rlim_t)want
-                                                                            : rl.rlim_max;
+    rl.rlim_cur =
+        rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want ? (rlim_t)want : rl.rlim_max;
     if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
         we_info("raised the open file limit for event streams", WE_I("from", (int64_t)was),
                 WE_I("to", (int64_t)rl.rlim_cur));

@@ -12,14 +12,20 @@
 #define KN_SSE_MAX_TYPES 16
 
 /* What one client asked for (?job_id=, ?stream_id=, ?worker_id=, ?types=).
- * Empty strings / ntypes 0: no constraint. Every constraint must hold. */
+ * Empty strings / ntypes 0: no constraint. Every constraint must hold.
+ * Kept small: every open stream holds one. */
 typedef struct kn_sse_filter {
-    char job_id[40];
-    char stream_id[72];
-    char worker_id[72];
+    char job_id[37];
+    char stream_id[37];
+    char worker_id[65];
     int ntypes;
-    char types[KN_SSE_MAX_TYPES][64]; /* "job.completed", or a prefix ending in '*' */
+    /* ntypes NUL-terminated entries back to back: "job.completed", or a
+     * prefix ending in '*' */
+    char types[192];
 } kn_sse_filter;
+
+/* The i-th entry of f->types (0 <= i < f->ntypes). */
+const char *kn_sse_filter_type(const kn_sse_filter *f, int i);
 
 /* The parts of an event envelope that filters look at; strings are borrowed
  * from the envelope (NULL when absent). */
@@ -44,10 +50,11 @@ void kn_sse_meta_of(json_t *ev, kn_sse_meta *m);
 /* Whether an event with meta m passes filter f. */
 bool kn_sse_filter_match(const kn_sse_filter *f, const kn_sse_meta *m);
 
-/* Formats envelope ev as one SSE message: "id: …\nevent: …\ndata: <compact
- * JSON>\n\n" (malloc'd, length in *len), or NULL when its id or type is
- * missing or could break the framing. */
-char *kn_sse_format(json_t *ev, size_t *len);
+/* Formats envelope ev as one SSE message: "id: …\nevent: …\ndata: <JSON on
+ * one line>\n\n" (malloc'd, length in *len), or NULL when its id or type is
+ * missing or could break the framing. raw (may be NULL) is the JSON text ev
+ * was parsed from: used as it is unless it spans lines, else ev is dumped. */
+char *kn_sse_format(json_t *ev, const char *raw, size_t raw_len, size_t *len);
 
 /* Starts the relay (a thread that subscribes once NATS is connected and
  * sends keepalives). Call once, after the HTTP server started. */

@@ -17,11 +17,14 @@ Modes (each prints one JSON summary line on stdout):
       one client; writes each event as a JSON line to FILE, touches the
       ready file once the stream is open, stops after N events of TYPE
       (default: at the end of the stream or the timeout).
-  many URL --clients N [--ready FILE] [--go FILE] [--expect ID] [--timeout S]
+  many URL --clients N --expect ID[,ID…] [--ready FILE] [--progress FILE]
+       [--hold FILE] [--timeout S]
       N clients on one selector loop (raise ulimit -n first); touches the
-      ready file when all are open, then waits until each received the event
-      with id ID (whose envelope's data.sent_at, epoch seconds, gives the
-      delivery latency). Summary: clients, received, latency p50/p99 ms.
+      ready file when all are open, then waits until each received the events
+      with these ids (an envelope's data.sent_at, epoch seconds, gives the
+      delivery latency); the progress file says how many ids every client
+      has. Summary: clients, opened, received (by every client), and per id
+      the latency p50/p99/max in ms.
   stall URL [--ready FILE] [--go FILE] [--timeout S]
       one client with a tiny receive buffer that reads nothing until FILE
       exists, then reads to the end. Summary: events, last event type, how
@@ -273,28 +276,45 @@ def mode_many(a, token):
         s.sock.setblocking(False)
         sel.register(s.sock, selectors.EVENT_READ, s)
         streams.append(s)
+    ids = a.expect.split(",")
+    got = {i: {} for i in ids}  # id -> stream -> latency (s)
     deadline = time.time() + a.timeout
-    got = {}
-    ready = False
-    while time.time() < deadline and len(got) < len(streams):
-        for key, _ in sel.select(timeout=0.2):
+    ready, done = False, 0
+    while time.time() < deadline and done < len(ids):
+        ready_keys = sel.select(timeout=0.2)
+        now = time.time()  # when the data was there, before this loop's parsing delays it
+        for key, _ in ready_keys:
             s = key.data
-            now = time.time()
             for ev in s.on_readable():
-                if ev["id"] == a.expect and s not in got:
-                    got[s] = now - float(ev["data"]["data"].get("sent_at", now))
+                if ev["id"] in got and s not in got[ev["id"]]:
+                    got[ev["id"]][s] = now - float(ev["data"]["data"].get("sent_at", now))
             if s.ended:
                 sel.unregister(s.sock)
         if not ready and all(s.opened for s in streams):
             ready = True
             touch(a.ready)
-    lat = [v * 1000.0 for v in got.values()]
-    bad = [s.status for s in streams if s.head is not None and s.status != 200]
-    summary(clients=len(streams), opened=sum(s.opened for s in streams), received=len(got),
-            non_200=len(bad), ended=sum(1 for s in streams if s.ended),
-            p50_ms=round(percentile(lat, 50), 2) if lat else None,
-            p99_ms=round(percentile(lat, 99), 2) if lat else None,
-            max_ms=round(max(lat), 2) if lat else None)
+        while done < len(ids) and len(got[ids[done]]) == len(streams):
+            done += 1
+            if a.progress:  # how many of the ids every client has
+                with open(a.progress + ".tmp", "w") as f:
+                    f.write(str(done))
+                os.replace(a.progress + ".tmp", a.progress)
+    rounds = []
+    for i in ids:
+        lat = [v * 1000.0 for v in got[i].values()]
+        rounds.append({"id": i, "received": len(lat),
+                       "min_ms": round(min(lat), 2) if lat else None,
+                       "p50_ms": round(percentile(lat, 50), 2) if lat else None,
+                       "p99_ms": round(percentile(lat, 99), 2) if lat else None,
+                       "max_ms": round(max(lat), 2) if lat else None})
+    bad = [s for s in streams if s.head is not None and s.status != 200]
+    refused = {}
+    for s in bad:
+        code = json.loads(s.body or b"{}").get("error", {}).get("code")
+        refused[f"{s.status} {code}"] = refused.get(f"{s.status} {code}", 0) + 1
+    summary(clients=len(streams), opened=sum(s.opened for s in streams),
+            received=min(r["received"] for r in rounds), non_200=len(bad), refused=refused,
+            ended=sum(1 for s in streams if s.ended), rounds=rounds)
     if a.hold:  # keep the sockets open until told (bench: RSS while connected)
         while not os.path.exists(a.hold):
             time.sleep(0.1)
@@ -340,6 +360,7 @@ def main():
     p.add_argument("--expect")
     p.add_argument("--go")
     p.add_argument("--hold", help="many: keep sockets open until this file exists")
+    p.add_argument("--progress", help="many: file kept holding how many ids all clients have")
     p.add_argument("--no-token", action="store_true")
     a = p.parse_args()
     token = None if a.no_token else os.environ.get("WE_TOKEN")

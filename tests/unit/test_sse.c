@@ -39,9 +39,9 @@ static void test_filter_parse_ok(void **state)
     assert_string_equal(JOB, f.job_id); /* lower-cased */
     assert_string_equal("w-1_a", f.worker_id);
     assert_int_equal(3, f.ntypes);
-    assert_string_equal("job.*", f.types[0]);
-    assert_string_equal("worker.lost", f.types[1]);
-    assert_string_equal("*", f.types[2]);
+    assert_string_equal("job.*", kn_sse_filter_type(&f, 0));
+    assert_string_equal("worker.lost", kn_sse_filter_type(&f, 1));
+    assert_string_equal("*", kn_sse_filter_type(&f, 2));
 }
 
 static void test_filter_parse_bad(void **state)
@@ -56,8 +56,14 @@ static void test_filter_parse_bad(void **state)
     assert_string_equal("stream_id", bad);
     assert_int_equal(-1, parse(NULL, NULL, "bad.id", NULL, &f, &bad));
     assert_string_equal("worker_id", bad);
+    char long_types[400];
+    memset(long_types, 'a', sizeof long_types - 1);
+    long_types[sizeof long_types - 1] = '\0';
+    for (int i = 50; i < 350; i += 50)
+        long_types[i] = ','; /* 7 entries, 393 characters */
     const char *bad_types[] = { "", "job.*,", ",job.created", "job.*x", "Job.created",
-                                "job created", "job.\n", "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q" };
+                                "job created", "job.\n", "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q",
+                                long_types };
     for (size_t i = 0; i < sizeof bad_types / sizeof *bad_types; i++) {
         assert_int_equal(-1, parse(NULL, NULL, NULL, bad_types[i], &f, &bad));
         assert_string_equal("types", bad);
@@ -87,7 +93,8 @@ static void test_filter_match(void **state)
     assert_false(passes(&f, envelope("job.progress", "job", JOB2, NULL)));
     assert_false(passes(&f, envelope("worker.lost", "worker", "w1", NULL)));
     /* an event about something else that names the job in its data */
-    assert_true(passes(&f, envelope("task.failed", "task", "t1", json_pack("{s:s}", "job_id", JOB))));
+    assert_true(
+        passes(&f, envelope("task.failed", "task", "t1", json_pack("{s:s}", "job_id", JOB))));
     /* a worker id that happens to equal the job id is not the job */
     assert_false(passes(&f, envelope("worker.lost", "worker", JOB, NULL)));
 
@@ -112,7 +119,7 @@ static void test_format(void **state)
     json_t *ev = envelope("job.progress", "job", JOB,
                           json_pack("{s:s, s:f}", "note", "line1\nline2", "progress", 12.5));
     size_t len = 0;
-    char *s = kn_sse_format(ev, &len);
+    char *s = kn_sse_format(ev, NULL, 0, &len);
     assert_non_null(s);
     assert_int_equal(strlen(s), len);
     const char *id = json_string_value(json_object_get(ev, "id"));
@@ -129,10 +136,33 @@ static void test_format(void **state)
     free(s);
     /* an id or type that could break the framing is refused */
     json_object_set_new(ev, "type", json_string("job.x\ndata: forged"));
-    assert_null(kn_sse_format(ev, &len));
+    assert_null(kn_sse_format(ev, NULL, 0, &len));
     json_object_set_new(ev, "type", json_string("job.progress"));
     json_object_del(ev, "id");
-    assert_null(kn_sse_format(ev, &len));
+    assert_null(kn_sse_format(ev, NULL, 0, &len));
+    json_decref(ev);
+}
+
+/* The publisher's JSON is relayed byte for byte (5.42 stays 5.42), unless
+ * it spans lines. */
+static void test_format_verbatim(void **state)
+{
+    const char *raw = "{\"id\":\"e1\",\"type\":\"job.progress\",\"data\":{\"progress\":5.42}}";
+    json_t *ev = json_loads(raw, 0, NULL);
+    size_t len;
+    char *s = kn_sse_format(ev, raw, strlen(raw), &len);
+    char want[200];
+    snprintf(want, sizeof want, "id: e1\nevent: job.progress\ndata: %s\n\n", raw);
+    assert_string_equal(want, s);
+    free(s);
+    const char *pretty = "{\n \"id\": \"e1\",\r\n \"type\": \"job.progress\"}";
+    s = kn_sse_format(ev, pretty, strlen(pretty), &len);
+    assert_non_null(s);
+    assert_null(strstr(s, "\r"));
+    assert_string_equal("\n\n", s + len - 2);
+    const char *data = strstr(s, "\ndata: ") + 7;
+    assert_null(memchr(data, '\n', len - (size_t)(data - s) - 2));
+    free(s);
     json_decref(ev);
 }
 
@@ -152,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_filter_parse_bad),
         cmocka_unit_test(test_filter_match),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format_verbatim),
         cmocka_unit_test(test_progress_throttle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -184,7 +184,7 @@ static void csv_line(we_buf *b, const char *doc)
 }
 
 /* Queues the CSV body with the headers kn_reply_text cannot add
- * (Content-Disposition, X-Next-Cursor), plus the ones every reply has. */
+ * (Content-Disposition, X-Next-Cursor). */
 static enum MHD_Result queue_csv(kn_req *r, we_buf *b, const char *next)
 {
     char disp[96], ts[40];
@@ -198,23 +198,10 @@ static enum MHD_Result queue_csv(kn_req *r, we_buf *b, const char *next)
         MHD_create_response_from_buffer(len, we_buf_steal(b), MHD_RESPMEM_MUST_FREE);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/csv; charset=utf-8");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
-    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (next)
         MHD_add_response_header(resp, "X-Next-Cursor", next);
-    if (r->cors_origin) {
-        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
-        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                                "X-Request-Id, X-Next-Cursor, Content-Disposition");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
-    }
-    r->status = 200;
-    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return kn_reply_response(r, 200, resp, "text/csv; charset=utf-8");
 }
 
 static enum MHD_Result reply_csv(kn_req *r, PGresult *res, int rows, const char *next)

@@ -82,8 +82,6 @@ static int tx_end(PGconn *c, int rc, we_err *err)
     if (rc == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0)
         rc = we_err_set(err, WE_EIO, "database: the transaction was rolled back");
     PQclear(res);
-    if (rc == 0)
-        kn_orch_kick(); /* a new task may wait in the outbox */
     return rc;
 }
 
@@ -227,6 +225,7 @@ static enum MHD_Result insert_checked(kn_req *r, PGconn *c, const kn_job_spec *s
     snprintf(r->resource_id, sizeof r->resource_id, "%s", id); /* for the audit */
     enum MHD_Result ret = reply_job_on(r, c, id, 201);
     kn_event_job(r->kn, "job.created", id); /* a retry's new job too */
+    kn_orch_kick(); /* the probe waits in the outbox; after job.created, so it comes first */
     return ret;
 }
 

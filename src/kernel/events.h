@@ -14,7 +14,8 @@
  *   3. kn_notify_event — notifications for the resource's owner (notify.c).
  *
  * Types: job.created, job.started, job.progress, job.completed, job.failed,
- * job.cancelled, worker.joined, worker.lost, worker.drained, stream.started,
+ * job.cancelled, worker.joined, worker.lost, worker.draining, worker.drained,
+ * worker.undrained, stream.started,
  * stream.ended, stream.telemetry, recording.ready.
  */
 #ifndef KN_EVENTS_H

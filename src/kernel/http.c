@@ -128,8 +128,8 @@ json_t *kn_error_body(const char *code, const char *message, json_t *details,
                      "timestamp", ts);
 }
 
-static enum MHD_Result queue(kn_req *r, unsigned status, struct MHD_Response *resp,
-                             const char *content_type)
+enum MHD_Result kn_reply_response(kn_req *r, unsigned status, struct MHD_Response *resp,
+                                  const char *content_type)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
@@ -142,7 +142,8 @@ static enum MHD_Result queue(kn_req *r, unsigned status, struct MHD_Response *re
                                 "Bearer realm=\"webencode\"");
     if (r->cors_origin) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
-        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                "X-Request-Id, Retry-After, X-Next-Cursor, Content-Disposition");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
     }
     r->status = (int)status;
@@ -156,7 +157,7 @@ enum MHD_Result kn_reply_text(kn_req *r, unsigned status, const char *content_ty
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    return resp ? queue(r, status, resp, content_type) : MHD_NO;
+    return resp ? kn_reply_response(r, status, resp, content_type) : MHD_NO;
 }
 
 enum MHD_Result kn_reply_json(kn_req *r, unsigned status, json_t *body)
@@ -171,7 +172,7 @@ enum MHD_Result kn_reply_json(kn_req *r, unsigned status, json_t *body)
         free(s);
         return MHD_NO;
     }
-    return queue(r, status, resp, "application/json");
+    return kn_reply_response(r, status, resp, "application/json");
 }
 
 enum MHD_Result kn_reply_error(kn_req *r, unsigned status, const char *code, const char *message,
@@ -321,7 +322,7 @@ static enum MHD_Result preflight(kn_req *r, const char *allow)
     MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                             "Authorization, Content-Type, Idempotency-Key, X-Request-Id");
     MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
-    return queue(r, 204, resp, "text/plain");
+    return kn_reply_response(r, 204, resp, "text/plain");
 }
 
 /* Query arguments reach SQL as text, which PostgreSQL refuses unless UTF-8. */

@@ -76,6 +76,12 @@ void kn_http_stop(kn_http *h, int grace_ms);
 enum MHD_Result kn_reply_json(kn_req *r, unsigned status, json_t *body); /* steals body */
 enum MHD_Result kn_reply_text(kn_req *r, unsigned status, const char *content_type,
                               const char *body, size_t len);
+/* Queues resp (consumed) with status and the headers every reply carries:
+ * Content-Type, X-Request-Id, Cache-Control: no-store, nosniff, and
+ * Retry-After, WWW-Authenticate and CORS when the request calls for them.
+ * For replies that build their own response (streams, downloads). */
+enum MHD_Result kn_reply_response(kn_req *r, unsigned status, struct MHD_Response *resp,
+                                  const char *content_type);
 /* details may be NULL; stolen otherwise. */
 enum MHD_Result kn_reply_error(kn_req *r, unsigned status, const char *code, const char *message,
                                json_t *details);

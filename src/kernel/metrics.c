@@ -17,6 +17,7 @@
  * atomics from MHD's pool threads.
  */
 #include "metrics.h"
+#include "sse.h"
 #include "api.h"
 #include "we_log.h"
 #include "we_prom.h"
@@ -130,6 +131,8 @@ void kn_metrics_observe_request(const kn_req *r, double seconds)
     pthread_once(&g_once, init_once);
     if (r->status < 100 || r->status > 599)
         return; /* nothing was sent (the client went away first) */
+    if (r->route && strcmp(r->route->pattern, "/v1/events") == 0)
+        return; /* a stream's lifetime is not a latency (webencode_sse_clients counts them) */
     size_t row = g_nroutes + method_index(r->method);
     if (r->route && r->route >= kn_routes && r->route < kn_routes + g_nroutes)
         row = (size_t)(r->route - kn_routes);
@@ -264,6 +267,8 @@ static void nats_series(we_buf *b, kn_ctx *kn)
     we_nats *n = kn_nats_get(kn);
     gauge(b, "webencode_nats_connected", "1 while connected to NATS.",
           n && we_nats_is_connected(n));
+    gauge(b, "webencode_sse_clients", "Event streams (GET /v1/events) open on this kernel.",
+          (double)kn_sse_clients());
     uint64_t reconnects = 0;
     natsStatistics *st = NULL;
     if (n && n->nc && natsStatistics_Create(&st) == NATS_OK &&

@@ -697,19 +697,6 @@ enum MHD_Result kn_api_events(kn_req *r)
         client_free(c);
         return MHD_NO;
     }
-    /* the headers http.c's queue() sets, plus what proxies need for a stream */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    if (r->cors_origin) {
-        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
-        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
-    }
-    r->status = 200;
-    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* proxies: do not buffer */
+    return kn_reply_response(r, 200, resp, "text/event-stream");
 }

@@ -301,14 +301,15 @@ static int on_completed(apply_ctx *a)
 {
     char *res = json_dumps(a->ev->result, JSON_COMPACT);
     const char *key = json_string_value(json_object_get(a->ev->result, "output_key"));
-    const char *p[] = { a->ev->task_id, res, key };
+    const char *p[] = { a->ev->task_id, res, key, a->ev->worker_id };
     int rc = we_pg_exec(a->c, "UPDATE tasks SET status = 'completed', result = $2::jsonb,"
                               " progress = 100, encoded_seconds = coalesce(duration_sec, 0),"
                               " output_key = coalesce($3, output_key), finished_at = now(),"
                               /* the started event may come second (kernels apply in parallel) */
-                              " started_at = coalesce(started_at, now()), lease_expires_at = NULL"
+                              " started_at = coalesce(started_at, now()),"
+                              " worker_id = coalesce(worker_id, $4), lease_expires_at = NULL"
                               " WHERE id = $1::uuid AND status IN ('pending', 'dispatched', 'running')",
-                        3, p, NULL, a->err);
+                        4, p, NULL, a->err);
     free(res);
     if (rc != 0)
         return rc;

@@ -24,10 +24,11 @@
  * lock) inserts a `worker.lost` record, once per silence — the audit log
  * itself remembers which silences were reported.
  *
- * State: the queue (g_mu) is shared by every thread; the rest belongs to
+ * State: the queue (g_q, a we_queue) is shared by every thread; the rest belongs to
  * the audit thread.
  */
 #include "audit.h"
+#include "we_queue.h"
 #include "api_jobs.h"
 #include "events.h"
 #include "we_log.h"
@@ -36,6 +37,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,7 +148,7 @@ static void clean_copy(char *dst, size_t cap, const char *src)
 /* ---- records and the queue ----------------------------------------------------- */
 
 typedef struct audit_rec {
-    struct audit_rec *next;
+    we_qnode node; /* first: the queue's link */
     bool stored; /* the row exists; only publishing is left */
     char id[37];
     char time[40];
@@ -162,12 +164,9 @@ typedef struct audit_rec {
     char *details; /* JSON object text, heap */
 } audit_rec;
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static audit_rec *g_head, *g_tail;
-static int g_len;
-static bool g_stop, g_running, g_accepting;
-static unsigned long g_dropped;
+static we_queue g_q = WE_QUEUE_INIT(AUDIT_QUEUE_MAX); /* open while records can be written */
+static bool g_running;                                /* the thread exists (start/stop thread) */
+static atomic_ulong g_dropped;                        /* unstored records dropped, queue full */
 static pthread_t g_thread;
 static kn_ctx *g_kn;
 
@@ -183,43 +182,22 @@ static void rec_free(audit_rec *a)
  * drops the record when the queue is full. */
 static void enqueue(audit_rec *a)
 {
-    pthread_mutex_lock(&g_mu);
-    if (!g_accepting) { /* not started, or stopped: nothing would write it */
-        pthread_mutex_unlock(&g_mu);
-        rec_free(a);
-        return;
-    }
-    bool full = g_len >= AUDIT_QUEUE_MAX;
-    unsigned long dropped = full && !a->stored ? ++g_dropped : 0;
-    if (!full) {
-        a->next = NULL;
-        if (g_tail)
-            g_tail->next = a;
-        else
-            g_head = a;
-        g_tail = a;
-        g_len++;
-        pthread_cond_signal(&g_cv);
-    }
-    pthread_mutex_unlock(&g_mu);
-    if (full) {
+    int rc = we_queue_push(&g_q, &a->node);
+    if (rc == -1 && !a->stored) {
         /* only unstored records are lost; a stored one waits for the sweeper */
-        if (dropped == 1 || (dropped > 0 && dropped % 100 == 0))
+        unsigned long dropped = atomic_fetch_add(&g_dropped, 1) + 1;
+        if (dropped == 1 || dropped % 100 == 0)
             we_error("audit record dropped: queue full", WE_S("action", a->action),
                      WE_I("dropped_total", (long long)dropped));
-        rec_free(a);
     }
+    if (rc != 1)
+        rec_free(a); /* closed (not started, or stopped: nothing would write it) or full */
 }
 
 /* Takes the whole queue. */
 static audit_rec *take_all(void)
 {
-    pthread_mutex_lock(&g_mu);
-    audit_rec *list = g_head;
-    g_head = g_tail = NULL;
-    g_len = 0;
-    pthread_mutex_unlock(&g_mu);
-    return list;
+    return (audit_rec *)we_queue_take(&g_q, 0);
 }
 
 static audit_rec *rec_new(const char *action, const char *type, const char *id)
@@ -428,19 +406,7 @@ void kn_audit_worker_seen(kn_ctx *kn, const char *id, const char *hostname, bool
 /* Puts list (in order) back at the front of the queue. */
 static void requeue_front(audit_rec *list)
 {
-    if (!list)
-        return;
-    audit_rec *tail = list;
-    int n = 1;
-    for (; tail->next; tail = tail->next)
-        n++;
-    pthread_mutex_lock(&g_mu);
-    tail->next = g_head;
-    g_head = list;
-    if (!g_tail)
-        g_tail = tail;
-    g_len += n;
-    pthread_mutex_unlock(&g_mu);
+    we_queue_unshift(&g_q, list ? &list->node : NULL);
 }
 
 /* Publishes the ids collected in *ids ("{a,b"), then starts a new list. */
@@ -472,7 +438,7 @@ static bool process(kn_ctx *kn, audit_rec *list)
         int rc = a->stored ? 0 : c ? rec_insert(c, a, &err) : WE_EUNAVAIL;
         if (rc != 0 && transient(rc))
             break;
-        list = a->next;
+        list = (audit_rec *)a->node.next;
         if (rc != 0) {
             we_error("audit record refused by the database", WE_ERR(err.msg),
                      WE_S("action", a->action));
@@ -542,23 +508,6 @@ static void detect_lost_workers(kn_ctx *kn)
     PQclear(r);
 }
 
-/* Waits up to ms for a record (any_wake: for any signal) or the stop;
- * true when stopping. */
-static bool wait_work(int ms, bool any_wake)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&g_mu);
-    if ((any_wake || !g_head) && !g_stop)
-        pthread_cond_timedwait(&g_cv, &g_mu, &ts);
-    bool stop = g_stop;
-    pthread_mutex_unlock(&g_mu);
-    return stop;
-}
-
 static void *audit_main(void *arg)
 {
     kn_ctx *kn = arg;
@@ -566,7 +515,7 @@ static void *audit_main(void *arg)
     for (;;) {
         int64_t now = we_now_mono_ms();
         bool backoff = retry_at > now; /* the database is down: records wait */
-        if (wait_work(backoff ? (int)(retry_at - now) : 1000, backoff))
+        if (we_queue_wait(&g_q, backoff ? (int)(retry_at - now) : 1000, backoff))
             break;
         now = we_now_mono_ms();
         if (now >= retry_at)
@@ -587,10 +536,7 @@ static void *audit_main(void *arg)
 void kn_audit_start(kn_ctx *kn)
 {
     g_kn = kn;
-    pthread_mutex_lock(&g_mu);
-    g_stop = false;
-    g_accepting = true;
-    pthread_mutex_unlock(&g_mu);
+    we_queue_open(&g_q);
     WE_ASSERT(pthread_create(&g_thread, NULL, audit_main, kn) == 0);
     g_running = true;
 }
@@ -599,22 +545,17 @@ void kn_audit_stop(void)
 {
     if (!g_running)
         return;
-    pthread_mutex_lock(&g_mu);
-    g_stop = true;
-    pthread_cond_signal(&g_cv);
-    pthread_mutex_unlock(&g_mu);
+    we_queue_stop(&g_q);
     pthread_join(g_thread, NULL);
     g_running = false;
     /* last chance for what requests finishing meanwhile queued; the rows
      * stored but unpublished are the next start's (or another kernel's) */
     audit_rec *left = take_all();
     bool ok = !left || process(g_kn, left);
-    pthread_mutex_lock(&g_mu);
-    g_accepting = false;
-    pthread_mutex_unlock(&g_mu);
+    we_queue_close(&g_q);
     int lost = 0;
     for (audit_rec *a = take_all(), *next; a; a = next) {
-        next = a->next;
+        next = (audit_rec *)a->node.next;
         lost += !a->stored;
         rec_free(a);
     }

@@ -18,10 +18,11 @@
  * plugin.disabled system audit events: the host has no state-change
  * callback, and these records are how it reports them.
  *
- * State: the queue (g_mu) is shared; parsing and the database belong to
+ * State: the queue (g_q, a we_queue) is shared; parsing and the database belong to
  * the tracker thread.
  */
 #include "errors.h"
+#include "we_queue.h"
 #include "audit.h"
 #include "api_jobs.h"
 #include "we_buf.h"
@@ -170,19 +171,15 @@ void kn_error_occ_fini(kn_error_occ *o)
 /* ---- the queue ---------------------------------------------------------------------- */
 
 typedef struct err_item {
-    struct err_item *next;
+    we_qnode node; /* first: the queue's link */
     bool side_effects_done; /* audit derived already (the item is a retry) */
     char source[96];
     size_t len;
     char line[]; /* NUL-terminated */
 } err_item;
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static err_item *g_head, *g_tail;
-static int g_len;
-static unsigned long g_dropped;
-static bool g_stop, g_running;
+static we_queue g_q = WE_QUEUE_INIT(QUEUE_MAX); /* open while the tracker runs */
+static bool g_running;                           /* the thread exists (start/stop thread) */
 static pthread_t g_thread;
 static kn_ctx *g_kn;
 static _Thread_local bool tl_tracker; /* set on the tracker thread */
@@ -193,28 +190,13 @@ static void push(const char *line, size_t len, const char *source)
         return;
     err_item *it = malloc(sizeof *it + len + 1);
     WE_ASSERT(it != NULL);
-    it->next = NULL;
     it->side_effects_done = false;
     snprintf(it->source, sizeof it->source, "%s", source ? source : "");
     memcpy(it->line, line, len);
     it->line[len] = '\0';
     it->len = len;
-    pthread_mutex_lock(&g_mu);
-    bool keep = g_running && g_len < QUEUE_MAX;
-    if (keep) {
-        if (g_tail)
-            g_tail->next = it;
-        else
-            g_head = it;
-        g_tail = it;
-        g_len++;
-        pthread_cond_signal(&g_cv);
-    } else if (g_running) {
-        g_dropped++;
-    }
-    pthread_mutex_unlock(&g_mu);
-    if (!keep)
-        free(it);
+    if (we_queue_push(&g_q, &it->node) != 1)
+        free(it); /* not running, or full (counted, reported by the tracker) */
 }
 
 static void sink(we_log_level level, const char *line, size_t len)
@@ -253,43 +235,18 @@ void kn_errors_record(const char *source, const char *severity, const char *mess
 /* Takes up to BATCH_MAX items, in order. */
 static err_item *take_batch(void)
 {
-    pthread_mutex_lock(&g_mu);
-    err_item *list = g_head, *last = NULL, *it = g_head;
-    int n = 0;
-    for (; it && n < BATCH_MAX; it = it->next, n++)
-        last = it;
-    if (last) {
-        g_head = last->next;
-        last->next = NULL;
-        if (!g_head)
-            g_tail = NULL;
-        g_len -= n;
-    }
-    pthread_mutex_unlock(&g_mu);
-    return list;
+    return (err_item *)we_queue_take(&g_q, BATCH_MAX);
 }
 
 static void requeue_front(err_item *list)
 {
-    if (!list)
-        return;
-    err_item *tail = list;
-    int n = 1;
-    for (; tail->next; tail = tail->next)
-        n++;
-    pthread_mutex_lock(&g_mu);
-    tail->next = g_head;
-    g_head = list;
-    if (!g_tail)
-        g_tail = tail;
-    g_len += n;
-    pthread_mutex_unlock(&g_mu);
+    we_queue_unshift(&g_q, list ? &list->node : NULL);
 }
 
 static void free_list(err_item *list)
 {
     for (err_item *next; list; list = next) {
-        next = list->next;
+        next = (err_item *)list->node.next;
         free(list);
     }
 }
@@ -350,7 +307,7 @@ static void derive_audit(kn_ctx *kn, const char *line, size_t len)
 static int aggregate(kn_ctx *kn, err_item *list, agg *aggs)
 {
     int n = 0;
-    for (err_item *it = list; it; it = it->next) {
+    for (err_item *it = list; it; it = (err_item *)it->node.next) {
         if (!it->side_effects_done)
             derive_audit(kn, it->line, it->len);
         it->side_effects_done = true;
@@ -438,27 +395,9 @@ static bool process(kn_ctx *kn, err_item *list)
 
 /* ---- the tracker thread ------------------------------------------------------------- */
 
-static bool wait_work(int ms, bool any_wake)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&g_mu);
-    if ((any_wake || !g_head) && !g_stop)
-        pthread_cond_timedwait(&g_cv, &g_mu, &ts);
-    bool stop = g_stop;
-    pthread_mutex_unlock(&g_mu);
-    return stop;
-}
-
 static void report_drops(void)
 {
-    pthread_mutex_lock(&g_mu);
-    unsigned long dropped = g_dropped;
-    g_dropped = 0;
-    pthread_mutex_unlock(&g_mu);
+    unsigned long dropped = we_queue_take_dropped(&g_q);
     if (dropped)
         we_warn("error events dropped: the tracker's queue was full",
                 WE_I("dropped", (long long)dropped));
@@ -472,7 +411,7 @@ static void *tracker_main(void *arg)
     for (;;) {
         int64_t now = we_now_mono_ms();
         bool backoff = retry_at > now;
-        if (wait_work(backoff ? (int)(retry_at - now) : 1000, backoff))
+        if (we_queue_wait(&g_q, backoff ? (int)(retry_at - now) : 1000, backoff))
             break;
         if (we_now_mono_ms() < retry_at)
             continue;
@@ -489,35 +428,25 @@ static void *tracker_main(void *arg)
 void kn_errors_start(kn_ctx *kn)
 {
     g_kn = kn;
-    pthread_mutex_lock(&g_mu);
-    g_stop = false;
+    we_queue_open(&g_q);
     g_running = true;
-    pthread_mutex_unlock(&g_mu);
     WE_ASSERT(pthread_create(&g_thread, NULL, tracker_main, kn) == 0);
     we_log_set_sink(sink);
 }
 
 void kn_errors_stop(void)
 {
-    pthread_mutex_lock(&g_mu);
-    bool running = g_running;
-    g_stop = true;
-    pthread_cond_signal(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-    if (!running)
+    if (!g_running)
         return;
+    we_queue_stop(&g_q);
     we_log_set_sink(NULL);
     pthread_join(g_thread, NULL);
     tl_tracker = true; /* this thread now drains: its own warnings stay out */
     err_item *batch;
     while ((batch = take_batch()) != NULL && process(g_kn, batch))
         ;
-    pthread_mutex_lock(&g_mu);
+    we_queue_close(&g_q);
     g_running = false;
-    err_item *left = g_head;
-    g_head = g_tail = NULL;
-    g_len = 0;
-    pthread_mutex_unlock(&g_mu);
-    free_list(left);
+    free_list((err_item *)we_queue_take(&g_q, 0));
     tl_tracker = false;
 }

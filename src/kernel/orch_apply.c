@@ -99,7 +99,13 @@ static int first_time(apply_ctx *a)
 {
     char att[16];
     snprintf(att, sizeof att, "%d", a->ev->attempt);
-    const char *p[] = { a->ev->task_id, att, a->ev->event };
+    /* "started" is per worker: a handed-back task starts again elsewhere */
+    char event[160];
+    if (strcmp(a->ev->event, "started") == 0 && a->ev->worker_id)
+        snprintf(event, sizeof event, "started:%s", a->ev->worker_id);
+    else
+        snprintf(event, sizeof event, "%s", a->ev->event);
+    const char *p[] = { a->ev->task_id, att, event };
     PGresult *r = NULL;
     int rc = we_pg_exec(a->c, "INSERT INTO task_events_applied (task_id, attempt, event)"
                               " SELECT id, $2::int, $3 FROM tasks WHERE id = $1::uuid"
@@ -144,7 +150,8 @@ static int on_started(apply_ctx *a)
     int rc = we_pg_exec(a->c, "UPDATE tasks SET status = 'running', worker_id = $2,"
                               " started_at = now(),"
                               " lease_expires_at = now() + $3::int * interval '1 second'"
-                              " WHERE id = $1::uuid AND status IN ('pending', 'dispatched')",
+                              " WHERE id = $1::uuid AND (status IN ('pending', 'dispatched')"
+                              "  OR (status = 'running' AND worker_id IS DISTINCT FROM $2))",
                         3, p, NULL, a->err);
     if (rc == 0)
         rc = we_pg_exec(a->c, "UPDATE jobs SET status = 'processing', wait_reason = NULL,"

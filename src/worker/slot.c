@@ -102,6 +102,12 @@ static int publish_once(wk_slot *s, const char *event, const char *text, we_err 
     jsErrCode jerr = 0;
     wk_task_subject(&s->task, "events", subject, sizeof subject);
     wk_task_msg_id(&s->task, event, msg_id, sizeof msg_id);
+    if (strcmp(event, "started") == 0) {
+        /* a task handed back by a stopping worker starts again elsewhere, same
+         * attempt: that start must not be dropped as a duplicate of the first */
+        size_t used = strlen(msg_id);
+        snprintf(msg_id + used, sizeof msg_id - used, ".%s", s->r->w->cfg.id);
+    }
     jsPubOptions_Init(&po);
     po.MsgId = msg_id;
     po.MaxWait = PUB_WAIT_MS;

@@ -78,7 +78,8 @@ grep -q "\"msg\":\"task cancelled\",\"task_id\":\"$task\".*\"reason\":\"worker s
   || h_fail "w2 did not hand back task $task"
 vod_worker w3
 vod_wait "$b" completed 180
-h_eq "completed|$attempt" "$(h_psql -c "SELECT status, attempt FROM tasks WHERE id = '$task'")" "the handed-back task: same attempt"
+h_eq "completed|$attempt|w3" "$(h_psql -c "SELECT status, attempt, worker_id FROM tasks WHERE id = '$task'")" \
+  "the handed-back task: same attempt, run by w3"
 grep -q "\"msg\":\"task started\",\"task_id\":\"$task\"" "$H_DIR/worker-w3.log" || h_fail "w3 did not run the handed-back task"
 grep -q 'task lease expired' "$H_DIR/kernel.log" && h_fail "a lease expired: the task was not handed back"
 h_eq 0 "$(h_psql -c "SELECT count(*) FROM tasks WHERE job_id IN ('$a', '$b') AND (attempt > 1 OR status = 'failed')")" "retried or failed tasks"

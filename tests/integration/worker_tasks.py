@@ -288,8 +288,9 @@ def check_lifecycle(bus, task_id, wid, final="completed"):
     names = [e["event"] for e in sorted(evs, key=lambda e: e["_seq"])]
     check(names == ["started", final], f"{task_id}: events in order", ["started", final], names)
     for e in evs:
-        check(e["_id"] == f"{task_id}.1.{e['event']}", "Nats-Msg-Id", f"{task_id}.1.{e['event']}",
-              e["_id"])
+        # "started" names the worker: a handed-back task starts again elsewhere
+        want = f"{task_id}.1.{e['event']}" + (f".{wid}" if e["event"] == "started" else "")
+        check(e["_id"] == want, "Nats-Msg-Id", want, e["_id"])
         check(e["attempt"] == 1 and e["worker_id"] == wid, f"{task_id}: attempt/worker", 1, e)
         check(e["job_id"] and e["ts"].endswith("Z"), f"{task_id}: job_id/ts", None, e)
     return evs[-1] if names[-1] == final else None

@@ -9,7 +9,11 @@
  * log line in one transaction: either all of it exists or none. An
  * Idempotency-Key makes a repeated submission answer 200 with the job the
  * first one created; two racing submissions meet at the unique index and
- * the loser re-reads the winner's job. Retry is a new submission made from
+ * the loser re-reads the winner's job. A job with webhook_urls gets one
+ * job-scoped webhook per URL in the same transaction, all signed with one
+ * new secret that only the 201 shows (docs/webhooks.md "Per-job
+ * endpoints"); the URLs pass the /v1/webhooks address policy first, with
+ * no connection held (DNS). Retry is a new submission made from
  * the old job's row, linked by retry_of. Cancel belongs to the orchestrator.
  * Delete removes the job's stored files through the storage plugins first
  * and the row (with its tasks, outputs and log) only when that worked, so a
@@ -20,7 +24,10 @@
 #include "events.h"
 #include "orch.h"
 #include "we_log.h"
+#include "we_util.h"
+#include "webhooks.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +119,22 @@ static enum MHD_Result reply_job_on(kn_req *r, PGconn *c, const char *id, unsign
     return job ? kn_reply_json(r, status, job) : kn_job_not_found(r);
 }
 
+/* 201 with the new job, and its webhook secret when it has endpoints:
+ * this response is the only place the secret is shown. */
+static enum MHD_Result reply_created(kn_req *r, PGconn *c, const char *id, const char *secret)
+{
+    we_err err;
+    json_t *job = NULL;
+    int rc = kn_job_fetch(c, id, &job, &err);
+    if (rc != 0)
+        return kn_reply_db_error(r, rc, err.msg);
+    if (!job)
+        return kn_job_not_found(r);
+    if (secret)
+        json_object_set_new(job, "webhook_secret", json_string(secret));
+    return kn_reply_json(r, 201, job);
+}
+
 static enum MHD_Result reply_job(kn_req *r, const char *id, unsigned status)
 {
     we_err err;
@@ -178,10 +201,11 @@ static void log_submitted(PGconn *c, const char *id, const char *retry_of)
     kn_job_log(c, retry_of, NULL, "info", msg);
 }
 
-/* Inside a transaction: the job row, its probe task, the task's outbox row
- * and the first log line. WE_EEXIST when the idempotency key is taken. */
-static int insert_job_tx(PGconn *c, const kn_job_spec *s, const char *profiles, char id[37],
-                         we_err *err)
+/* Inside a transaction: the job row, its probe task, the task's outbox row,
+ * its webhooks (when secret is not NULL) and the first log line. WE_EEXIST
+ * when the idempotency key is taken. */
+static int insert_job_tx(PGconn *c, const kn_job_spec *s, const char *profiles,
+                         const char *secret, char id[37], we_err *err)
 {
     char prio[24], task[37];
     char *meta = dump_or_null(s->metadata), *targets = dump_or_null(s->publish_targets);
@@ -195,6 +219,8 @@ static int insert_job_tx(PGconn *c, const kn_job_spec *s, const char *profiles, 
         rc = first_value(c, insert_probe_sql, 3, pt, task, sizeof task, err);
     if (rc == 0)
         rc = kn_orch_enqueue_task_tx(c, task, err);
+    if (rc == 0 && secret)
+        rc = kn_webhooks_add_for_job(c, id, s->webhook_urls, secret, err);
     if (rc == 0)
         log_submitted(c, id, s->retry_of);
     free(meta);
@@ -203,16 +229,17 @@ static int insert_job_tx(PGconn *c, const kn_job_spec *s, const char *profiles, 
     return rc == 1 ? WE_EIO : rc;
 }
 
-/* After the checks: the transaction, then 201 with the new job, or 200
- * with the one that took the idempotency key first. */
+/* After the checks: the transaction, then 201 with the new job (and the
+ * webhook secret, NULL when it has no webhook_urls), or 200 with the one
+ * that took the idempotency key first. */
 static enum MHD_Result insert_checked(kn_req *r, PGconn *c, const kn_job_spec *s,
-                                      const char *profiles)
+                                      const char *profiles, const char *secret)
 {
     we_err err;
     char id[37];
     int rc = we_pg_exec(c, "BEGIN", 0, NULL, NULL, &err);
     if (rc == 0)
-        rc = tx_end(c, insert_job_tx(c, s, profiles, id, &err), &err);
+        rc = tx_end(c, insert_job_tx(c, s, profiles, secret, id, &err), &err);
     if (rc == WE_EEXIST && s->idem_key) {
         const char *pk[] = { s->idem_key, s->user_id };
         rc = first_value(c, by_key_sql, 2, pk, id, sizeof id, &err);
@@ -223,7 +250,7 @@ static enum MHD_Result insert_checked(kn_req *r, PGconn *c, const kn_job_spec *s
         return kn_reply_db_error(r, rc == 1 ? WE_EIO : rc, err.msg);
     we_info("job submitted", WE_S("job_id", id), WE_S("request_id", r->request_id));
     snprintf(r->resource_id, sizeof r->resource_id, "%s", id); /* for the audit */
-    enum MHD_Result ret = reply_job_on(r, c, id, 201);
+    enum MHD_Result ret = reply_created(r, c, id, secret);
     kn_event_job(r->kn, "job.created", id); /* a retry's new job too */
     kn_orch_kick(); /* the probe waits in the outbox; after job.created, so it comes first */
     return ret;
@@ -232,10 +259,15 @@ static enum MHD_Result insert_checked(kn_req *r, PGconn *c, const kn_job_spec *s
 static enum MHD_Result insert_job(kn_req *r, PGconn *c, const kn_job_spec *s)
 {
     enum MHD_Result replied;
+    char secret[KN_WEBHOOK_SECRET_HEX] = "";
+    bool hooks = json_array_size(s->webhook_urls) > 0;
     char *profiles = json_dumps(s->profiles, JSON_COMPACT);
+    if (hooks) /* one secret for all of the job's endpoints */
+        we_random_hex(secret, (KN_WEBHOOK_SECRET_HEX - 1) / 2);
     if (check_profiles(r, c, profiles, &replied) == 0)
-        replied = insert_checked(r, c, s, profiles);
+        replied = insert_checked(r, c, s, profiles, hooks ? secret : NULL);
     free(profiles);
+    OPENSSL_cleanse(secret, sizeof secret);
     return replied;
 }
 
@@ -258,6 +290,25 @@ static int find_by_key(kn_req *r, const kn_job_spec *s, enum MHD_Result *replied
     return rc == 1 ? 0 : rc == 0 ? 1 : -1;
 }
 
+/* Each of s's webhook_urls against the /v1/webhooks address policy (may
+ * resolve DNS); -1 after replying 422 naming webhook_urls[i]. */
+static int check_hooks(kn_req *r, const kn_job_spec *s, enum MHD_Result *replied)
+{
+    we_err err;
+    char field[48], msg[sizeof field + 2 + sizeof err.msg];
+    size_t i;
+    json_t *u;
+    json_array_foreach(s->webhook_urls, i, u) {
+        if (kn_webhook_url_check(r->kn, json_string_value(u), &err) == 0)
+            continue;
+        snprintf(field, sizeof field, "webhook_urls[%zu]", i);
+        snprintf(msg, sizeof msg, "%s: %s", field, err.msg);
+        *replied = kn_job_invalid(r, field, msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Everything after the body checks, for submissions and retries. */
 static enum MHD_Result submit(kn_req *r, kn_job_spec *s)
 {
@@ -268,6 +319,8 @@ static enum MHD_Result submit(kn_req *r, kn_job_spec *s)
         return replied;
     if (kn_job_source_check(r->kn, s->source_url, &s->source_canon, &err) != 0)
         return kn_job_invalid(r, "source_url", err.msg);
+    if (check_hooks(r, s, &replied) != 0)
+        return replied;
     PGconn *c = we_pg_acquire(r->kn->db, 2000, &err);
     if (!c)
         return kn_reply_db_error(r, WE_EUNAVAIL, err.msg);

@@ -13,6 +13,9 @@
  * are generated. The secret is write-only: only the creation response
  * shows it; every other response shows "********", and a PUT without a
  * secret or with "********" keeps the stored one. It is never logged.
+ * The URL policy is kn_webhook_url_check (webhooks.c), which a job's
+ * webhook_urls pass too; the webhooks those make (api_jobs.c) are listed
+ * here with their job_id (null for the others).
  *
  * PostgreSQL builds the JSON documents; handlers run on MHD's threads and
  * share nothing but the pool and the NATS connection.
@@ -30,7 +33,6 @@
 #include <string.h>
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-#define URL_MAX 2048
 #define EVENTS_MAX 32
 #define SECRET_MIN 16
 #define SECRET_MAX 256
@@ -40,7 +42,7 @@
     "json_build_object('id', w.id, 'url', w.url, 'events', to_json(w.events),"                     \
     " 'active', w.active, 'secret', '" KN_WEBHOOK_SECRET_MASK "',"                                 \
     " 'failure_count', w.failure_count, 'last_delivery_at', " TS("w.last_delivery_at") ","         \
-    " 'created_by', w.user_id, 'created_at', " TS("w.created_at") ","                              \
+    " 'created_by', w.user_id, 'job_id', w.job_id, 'created_at', " TS("w.created_at") ","         \
     " 'updated_at', " TS("w.updated_at") ")"
 
 #define DELIVERY_JSON                                                                              \
@@ -152,21 +154,8 @@ static bool printable(const char *s)
 
 static int check_url(kn_ctx *kn, json_t *v, we_err *err)
 {
-    const char *url = json_string_value(v), *rest = NULL;
-    char host[256];
     we_err why;
-    if (url && !strncmp(url, "http://", 7))
-        rest = url + 7;
-    else if (url && !strncmp(url, "https://", 8))
-        rest = url + 8;
-    if (!rest || strlen(url) > URL_MAX || !printable(url))
-        return we_err_set(err, WE_EINVAL,
-                          "url: expected an http:// or https:// URL of at most "
-                          "%d characters, without spaces or control characters",
-                          URL_MAX);
-    if (we_net_url_host(rest, host, &why) != 0 ||
-        (!kn->cfg.hooks.allow_private &&
-         we_net_host_public(host, "WEBHOOK_ALLOW_PRIVATE", &why) != 0))
+    if (kn_webhook_url_check(kn, json_string_value(v), &why) != 0)
         return we_err_set(err, WE_EINVAL, "url: %s", why.msg);
     return 0;
 }

@@ -70,7 +70,7 @@ int kn_role_parse(const char *s)
 /* Whether an enabled admin user exists (bootstrap token), and when checked. */
 static pthread_mutex_t g_admin_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t g_admin_checked_ms;
-static bool g_admin_exists = true;
+static bool g_admin_exists = true; /* last known answer, when g_admin_checked_ms != 0 */
 
 
 typedef struct cache_slot {
@@ -196,21 +196,21 @@ static bool dev_token(const kn_security *s, const char *token, kn_identity *who)
     return found;
 }
 
-/* Whether an enabled admin user exists, re-checked every few seconds.
- * Unknown (database down) counts as "exists": the bootstrap token fails
- * closed. */
-static bool admin_exists(kn_ctx *kn)
+/* Whether an enabled admin user exists (1) or not (0), re-checked every few
+ * seconds. While the database cannot say, the last answer stands; -1 when
+ * there is none yet: the bootstrap token then answers 503, neither accepted
+ * nor called invalid. */
+static int admin_exists(kn_ctx *kn)
 {
-    pthread_mutex_t *mu = &g_admin_mu;
     int64_t now = we_now_mono_ms();
-    pthread_mutex_lock(mu);
+    pthread_mutex_lock(&g_admin_mu);
     bool fresh = g_admin_checked_ms && now - g_admin_checked_ms < ADMIN_CHECK_MS;
-    bool value = g_admin_exists;
-    pthread_mutex_unlock(mu);
+    int value = g_admin_exists;
+    pthread_mutex_unlock(&g_admin_mu);
     if (fresh)
         return value;
     we_err err;
-    value = true;
+    value = -1;
     PGconn *c = we_pg_acquire(kn->db, 2000, &err);
     if (c) {
         PGresult *res = NULL;
@@ -221,10 +221,14 @@ static bool admin_exists(kn_ctx *kn)
         PQclear(res);
         we_pg_release(kn->db, c);
     }
-    pthread_mutex_lock(mu);
-    g_admin_exists = value;
-    g_admin_checked_ms = c ? now : 0;
-    pthread_mutex_unlock(mu);
+    pthread_mutex_lock(&g_admin_mu);
+    if (value >= 0) {
+        g_admin_exists = value;
+        g_admin_checked_ms = now;
+    } else if (g_admin_checked_ms) {
+        value = g_admin_exists; /* the database is down: the last answer stands */
+    }
+    pthread_mutex_unlock(&g_admin_mu);
     return value;
 }
 
@@ -339,8 +343,9 @@ static int resolve(kn_ctx *kn, const char *token, const char *ip_key, kn_identit
     if (s->dev_mode && s->dev_tokens && dev_token(s, token, who))
         return A_OK;
     if (s->bootstrap_token && secret_eq(token, s->bootstrap_token)) {
-        if (admin_exists(kn))
-            return A_INVALID;
+        int admin = admin_exists(kn);
+        if (admin != 0)
+            return admin > 0 ? A_INVALID : A_UNAVAILABLE;
         set_who(who, KN_ADMIN, NULL, "bootstrap", "bootstrap", NULL);
         return A_OK;
     }

@@ -1,15 +1,17 @@
 /*
  * Webhooks, the producing side: configuration (WEBHOOK_*), the event names
  * a webhook may subscribe to, the signature (HMAC-SHA256 over
- * "<timestamp>.<body>"), the retry backoff, and kn_webhooks_enqueue, which
- * kn_event_emit calls after every domain event.
+ * "<timestamp>.<body>"), the retry backoff, the URL address policy, the
+ * job-scoped webhooks a job's webhook_urls become, and kn_webhooks_enqueue,
+ * which kn_event_emit calls after every domain event.
  *
  * Enqueueing is one INSERT … SELECT: a webhook_deliveries row per active
- * webhook subscribed to the event (ON CONFLICT (webhook_id, event_id) DO
- * NOTHING, so an event queued twice is delivered once), then one JetStream
- * message {"delivery_id"} per row on webhooks.deliver with Nats-Msg-Id
- * "<delivery>.<attempts>". A failed publish is not an error: the row is
- * due, and the sweeper (webhooks_send.c) publishes what is overdue.
+ * webhook subscribed to the event (a job-scoped one only for its own job's
+ * events; ON CONFLICT (webhook_id, event_id) DO NOTHING, so an event queued
+ * twice is delivered once), then one JetStream message {"delivery_id"} per
+ * row on webhooks.deliver with Nats-Msg-Id "<delivery>.<attempts>". A
+ * failed publish is not an error: the row is due, and the sweeper
+ * (webhooks_send.c) publishes what is overdue.
  * Events are emitted after their transaction committed, so a crash
  * between the commit and this INSERT loses that event's deliveries; the
  * events themselves are never rolled back.
@@ -19,6 +21,7 @@
 #include "events.h"
 #include "we_config.h"
 #include "we_log.h"
+#include "we_netpolicy.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -107,13 +110,69 @@ int64_t kn_webhook_retry_delay_ms(long base_ms, int attempts, int64_t remaining_
     return d < 0 ? 0 : d;
 }
 
+/* ---- endpoints ------------------------------------------------------------------- */
+
+#define URL_MAX 2048
+
+static bool url_printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+int kn_webhook_url_check(kn_ctx *kn, const char *url, we_err *err)
+{
+    const char *rest = NULL;
+    char host[256];
+    we_err why;
+    if (url && !strncmp(url, "http://", 7))
+        rest = url + 7;
+    else if (url && !strncmp(url, "https://", 8))
+        rest = url + 8;
+    if (!rest || strlen(url) > URL_MAX || !url_printable(url))
+        return we_err_set(err, WE_EINVAL,
+                          "expected an http:// or https:// URL of at most %d characters, "
+                          "without spaces or control characters",
+                          URL_MAX);
+    if (we_net_url_host(rest, host, &why) != 0 ||
+        (!kn->cfg.hooks.allow_private &&
+         we_net_host_public(host, "WEBHOOK_ALLOW_PRIVATE", &why) != 0))
+        return we_err_set(err, WE_EINVAL, "%s", why.msg);
+    return 0;
+}
+
+/* The job's owner as in jobs.user_id; the URLs in the order given. */
+static const char *const add_for_job_sql =
+    "INSERT INTO webhooks (job_id, user_id, url, secret, events)"
+    " SELECT j.id, j.user_id, u.url, $3, ARRAY['job.created', 'job.started', 'job.completed',"
+    "  'job.failed', 'job.cancelled'] FROM jobs j,"
+    "  jsonb_array_elements_text($2::jsonb) WITH ORDINALITY u(url, n)"
+    " WHERE j.id = $1::uuid ORDER BY u.n";
+
+int kn_webhooks_add_for_job(PGconn *c, const char *job_id, json_t *urls, const char *secret,
+                            we_err *err)
+{
+    char *list = json_dumps(urls, JSON_COMPACT);
+    if (!list)
+        return we_err_set(err, WE_ENOMEM, "job %s: webhook_urls not serialized", job_id);
+    const char *p[] = { job_id, list, secret };
+    int rc = we_pg_exec(c, add_for_job_sql, 3, p, NULL, err);
+    free(list);
+    return rc;
+}
+
 /* ---- enqueueing ------------------------------------------------------------------ */
 
-/* One row per active webhook that lists the event or "*". */
+/* One row per active webhook that lists the event or "*"; a job-scoped
+ * one only when the event is about its job. */
 static const char *const insert_sql =
     "INSERT INTO webhook_deliveries (webhook_id, event_id, event, payload, next_attempt_at)"
     " SELECT w.id, $1::uuid, $2, $3::jsonb, now() FROM webhooks w"
-    " WHERE w.active AND w.events && ARRAY[$2, '*']"
+    " WHERE w.active AND w.events && ARRAY[$2, '*'] AND (w.job_id IS NULL"
+    "  OR ($3::jsonb #>> '{resource,type}' = 'job'"
+    "      AND w.job_id::text = $3::jsonb #>> '{resource,id}'))"
     " ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING id::text, attempts";
 
 /* The same for one webhook, whatever it subscribes to (the test ping). */

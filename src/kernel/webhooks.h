@@ -41,6 +41,20 @@ int kn_webhooks_config_load(kn_config *cfg, we_err *err);
 extern const char *const kn_webhook_events[];
 bool kn_webhook_event_known(const char *name);
 
+/* The address policy of a webhook URL, at creation: http(s), at most 2048
+ * printable characters, no credentials, and unless WEBHOOK_ALLOW_PRIVATE
+ * only public addresses. WE_EINVAL with the reason in err (no field name:
+ * the caller prefixes its own). May block on DNS. */
+int kn_webhook_url_check(kn_ctx *kn, const char *url, we_err *err);
+
+/* Job-scoped webhooks (docs/webhooks.md "Per-job endpoints"): one row per
+ * URL of urls (a JSON array of strings) with job_id = job, the job's owner,
+ * secret, and the job.* events, on c (inside the job's transaction). The
+ * secret is the caller's; it is never logged. */
+#define KN_WEBHOOK_SECRET_HEX 65 /* 32 random bytes in hex, and the NUL */
+int kn_webhooks_add_for_job(PGconn *c, const char *job_id, json_t *urls, const char *secret,
+                            we_err *err);
+
 /* Lowercase hex HMAC-SHA256(key, data) into out[65]. */
 void kn_hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t len, char out[65]);
 /* The X-WebEncode-Signature value, "sha256=" + hex HMAC-SHA256(secret,

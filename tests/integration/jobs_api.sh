@@ -53,9 +53,10 @@ submit() { # submit SOURCE [PROFILES_JSON]: expects 201, prints nothing, sets JO
 # --- submit ---------------------------------------------------------------------
 req POST /v1/jobs '{"source_url":"fs://in/a.mp4","profiles":["720p-h264","480p-h264"],
   "priority":5,"metadata":{"title":"First"},"publish_targets":[{"platform":"x"}],
-  "webhook_urls":["https://hooks.example.com/a"]}'
+  "webhook_urls":["https://93.184.216.34/a"]}'  # a public literal: no DNS needed
 h_eq 201 "$H_STATUS" "POST /v1/jobs: $H_BODY"
 A=$(h_jq .id)
+h_secret "$(h_jq .webhook_secret)"  # the job's webhook secret (tests/integration/job_webhooks.sh)
 h_eq queued "$(h_jq .status)" "new job status"
 h_eq fs://in/a.mp4 "$(h_jq .source_url)" "source_url"
 h_eq '["720p-h264","480p-h264"]' "$(jqc .profiles)" "profiles in order"
@@ -70,7 +71,7 @@ h_eq null "$(h_jq .finished_at)" "finished_at"
 h_eq 1 "$(h_jq .task_counts.total)" "task_counts.total"
 [[ $(h_jq .created_at) =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z$ ]] ||
   h_fail "created_at not RFC 3339 UTC: $(h_jq .created_at)"
-h_eq "queued|5|{720p-h264,480p-h264}|[{\"platform\": \"x\"}]|{https://hooks.example.com/a}" \
+h_eq "queued|5|{720p-h264,480p-h264}|[{\"platform\": \"x\"}]|{https://93.184.216.34/a}" \
   "$(h_psql -c "SELECT status, priority, profiles, publish_targets, webhook_urls FROM jobs WHERE id='$A'")" \
   "job row"
 h_eq "probe|cpu|1|3|fs://in/a.mp4" \
@@ -351,10 +352,11 @@ h_eq "$K1|queued|fs://in/b.mp4|[\"720p-h264\"]" \
 req POST "/v1/jobs/$A/retry"
 h_eq 201 "$H_STATUS" "retry a queued job"
 RA=$(h_jq .id)
+h_secret "$(h_jq .webhook_secret)"
 h_eq "$A|5|First|2" "$(h_jq '"\(.retry_of)|\(.priority)|\(.metadata.title)|\(.profiles | length)"')" \
   "retry keeps priority, metadata, profiles"
 h_eq cancelled "$(h_psql -c "SELECT status FROM jobs WHERE id='$A'")" "a retried running job is cancelled"
-h_eq '[{"platform": "x"}]|{https://hooks.example.com/a}' \
+h_eq '[{"platform": "x"}]|{https://93.184.216.34/a}' \
   "$(h_psql -c "SELECT publish_targets, webhook_urls FROM jobs WHERE id='$RA'")" "retry keeps targets and hooks"
 h_contains "$(h_psql -c "SELECT message FROM job_logs WHERE job_id='$A'")" "retried as job $RA" "old job's log"
 req POST "/v1/jobs/$GPU/retry"

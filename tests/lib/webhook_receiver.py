@@ -12,8 +12,12 @@ compared in constant time, and the timestamp must be within --tolerance
 seconds of now (replay protection). A request that fails either check is
 answered 401 (and recorded). Otherwise the answer is 500 for the first
 --fail-first N requests, then --status (default 200).
+With --secret-file instead of --secret, the secret is read from that file at
+every request (a per-job webhook's secret is known only once the job exists,
+after the URL); while the file is empty the answer is 503 and nothing is
+recorded.
 
-Usage: webhook_receiver.py --secret S --out FILE --port-file FILE
+Usage: webhook_receiver.py (--secret S | --secret-file F) --out FILE --port-file FILE
                            [--fail-first N] [--status CODE] [--tolerance S]
 """
 import argparse
@@ -35,9 +39,16 @@ def verify(secret, headers, body, tolerance):
     return sig_ok, fresh
 
 
+def read_secret(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--secret", required=True)
+    key = ap.add_mutually_exclusive_group(required=True)
+    key.add_argument("--secret")
+    key.add_argument("--secret-file")
     ap.add_argument("--out", required=True)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--fail-first", type=int, default=0)
@@ -52,7 +63,11 @@ def main():
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            sig_ok, fresh = verify(args.secret, self.headers, body, args.tolerance)
+            secret = args.secret if args.secret is not None else read_secret(args.secret_file)
+            if not secret:
+                self.answer(503)
+                return
+            sig_ok, fresh = verify(secret, self.headers, body, args.tolerance)
             with lock:
                 if not (sig_ok and fresh):
                     code = 401
@@ -73,6 +88,9 @@ def main():
                        "sig_ok": sig_ok, "fresh": fresh, "answered": code, "body": parsed}
                 with open(args.out, "a", encoding="utf-8") as f:
                     f.write(json.dumps(rec) + "\n")
+            self.answer(code)
+
+        def answer(self, code):
             reply = json.dumps({"status": code}).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")

@@ -31,7 +31,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ["WE_SRC"], "tests/lib"))
-from plugin_rpc import Plugin, RpcError  # noqa: E402
+from plugin_rpc import Plugin, RpcError, check  # noqa: E402
 
 EXE, DIR = sys.argv[1], sys.argv[2]
 X264 = ["-an", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30",
@@ -41,12 +41,6 @@ plugins = []
 
 def log(msg):
     print(f"[plugin_encoder_ffmpeg] {msg}", file=sys.stderr, flush=True)
-
-
-def check(cond, what, expected=None, got=None):
-    if not cond:
-        detail = "" if expected is None and got is None else f": expected {expected!r}, got {got!r}"
-        raise AssertionError(f"{what}{detail}")
 
 
 def path(name):

@@ -146,9 +146,10 @@ class Plugin:
 
 # --- assertions shared by the plugin tests -----------------------------------
 
-def check(cond, what):
+def check(cond, what, expected=None, got=None):
     if not cond:
-        raise AssertionError(what)
+        detail = "" if expected is None and got is None else f": expected {expected!r}, got {got!r}"
+        raise AssertionError(f"{what}{detail}")
 
 
 def eq(expected, actual, what):

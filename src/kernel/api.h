@@ -6,6 +6,17 @@
 
 #include "http.h"
 
+/* api_db.c: runs sql on a pooled connection into *out. Returns 0, or -1
+ * after queuing the error reply (503 when the database is unreachable)
+ * whose MHD result is in *replied. */
+int kn_api_query(kn_req *r, const char *sql, int n, const char *const *p, PGresult **out,
+                 enum MHD_Result *replied);
+/* Runs sql; *out gets the first row's first column parsed as JSON (new
+ * reference), or NULL when there is no row or it is NULL. Returns 0 or a
+ * WE_E* code (err says why); replies nothing. */
+int kn_api_json(kn_req *r, const char *sql, int n, const char *const *p, json_t **out,
+                we_err *err);
+
 enum MHD_Result kn_api_health(kn_req *r);
 enum MHD_Result kn_api_system_health(kn_req *r);
 enum MHD_Result kn_api_workers_list(kn_req *r);

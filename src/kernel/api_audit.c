@@ -227,7 +227,7 @@ enum MHD_Result kn_api_audit_list(kn_req *r)
         return kn_ops_bad_param(r, name, why);
     enum MHD_Result replied;
     PGresult *res = NULL;
-    if (kn_ops_query(r, list_sql, 12, a.p, &res, &replied) != 0)
+    if (kn_api_query(r, list_sql, 12, a.p, &res, &replied) != 0)
         return replied;
     if (a.csv) {
         int rows = PQntuples(res) > a.limit ? (int)a.limit : PQntuples(res);

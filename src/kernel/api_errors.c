@@ -84,7 +84,7 @@ enum MHD_Result kn_api_errors_list(kn_req *r)
     const char *p[] = { sev, source, resolved, since, cursor ? ts : NULL, cursor ? id : NULL, lim };
     enum MHD_Result replied;
     PGresult *res = NULL;
-    if (kn_ops_query(r, list_sql, 7, p, &res, &replied) != 0)
+    if (kn_api_query(r, list_sql, 7, p, &res, &replied) != 0)
         return replied;
     replied = kn_ops_reply_page(r, res, limit, 1, 2, NULL);
     PQclear(res);
@@ -99,7 +99,7 @@ static enum MHD_Result one(kn_req *r, const char *sql)
         return kn_ops_not_found(r, "error");
     enum MHD_Result replied;
     PGresult *res = NULL;
-    if (kn_ops_query(r, sql, 1, &id, &res, &replied) != 0)
+    if (kn_api_query(r, sql, 1, &id, &res, &replied) != 0)
         return replied;
     replied = PQntuples(res) == 1
                   ? kn_reply_text(r, 200, "application/json", PQgetvalue(res, 0, 0),

@@ -122,24 +122,6 @@ static json_t *json_col(PGresult *res, int col)
     return json_loads(PQgetvalue(res, 0, col), 0, NULL);
 }
 
-/* Runs sql on a pooled connection into *out. Returns 0, or -1 after
- * queuing the error reply whose MHD result is in *replied. */
-static int query(kn_req *r, const char *sql, int n, const char *const *p, PGresult **out,
-                 enum MHD_Result *replied)
-{
-    we_err err;
-    PGconn *c = we_pg_acquire(r->kn->db, 2000, &err);
-    if (!c) {
-        *replied = kn_reply_db_error(r, WE_EUNAVAIL, err.msg);
-        return -1;
-    }
-    int rc = we_pg_exec(c, sql, n, p, out, &err);
-    we_pg_release(r->kn->db, c);
-    if (rc != 0)
-        *replied = kn_reply_db_error(r, rc, err.msg);
-    return rc == 0 ? 0 : -1;
-}
-
 int kn_job_fetch(PGconn *c, const char *id, json_t **out, we_err *err)
 {
     PGresult *res = NULL;
@@ -160,7 +142,7 @@ enum MHD_Result kn_api_jobs_get(kn_req *r)
     const char *id = kn_param(r, 0);
     if (!kn_job_id_valid(id))
         return kn_job_not_found(r);
-    if (query(r, job_sql, 1, &id, &res, &replied) != 0)
+    if (kn_api_query(r, job_sql, 1, &id, &res, &replied) != 0)
         return replied;
     json_t *job = json_col(res, 0);
     PQclear(res);
@@ -285,7 +267,7 @@ enum MHD_Result kn_api_jobs_list(kn_req *r)
     snprintf(limit, sizeof limit, "%lld", a.limit);
     const char *p[] = { a.status, a.pattern, a.profile, a.after, a.before,
                         a.has_cursor ? a.cur_ts : NULL, a.has_cursor ? a.cur_id : NULL, limit };
-    int rc = query(r, list_sql, 8, p, &res, &replied);
+    int rc = kn_api_query(r, list_sql, 8, p, &res, &replied);
     free(a.pattern);
     if (rc != 0)
         return replied;
@@ -306,7 +288,7 @@ static int job_items(kn_req *r, const char *sql, int n, const char *const *p, js
         *replied = kn_job_not_found(r);
         return -1;
     }
-    if (query(r, sql, n, p, &res, replied) != 0)
+    if (kn_api_query(r, sql, n, p, &res, replied) != 0)
         return -1;
     bool exists = !PQgetisnull(res, 0, 0);
     *items = exists ? json_col(res, 1) : NULL;

@@ -64,7 +64,7 @@ static int unread_count(kn_req *r, PGresult *page, char *out, size_t n, enum MHD
     PGresult *res = NULL;
     if (!user)
         return 0;
-    if (kn_ops_query(r, unread_sql, 1, &user, &res, replied) != 0)
+    if (kn_api_query(r, unread_sql, 1, &user, &res, replied) != 0)
         return -1;
     snprintf(out, n, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -86,7 +86,7 @@ enum MHD_Result kn_api_notifications_list(kn_req *r)
     const char *p[] = { caller(r), unread, cursor ? ts : NULL, cursor ? id : NULL, lim };
     enum MHD_Result replied;
     PGresult *res = NULL;
-    if (kn_ops_query(r, list_sql, 5, p, &res, &replied) != 0)
+    if (kn_api_query(r, list_sql, 5, p, &res, &replied) != 0)
         return replied;
     if (unread_count(r, res, count, sizeof count, &replied) == 0) {
         snprintf(extra, sizeof extra, ",\"unread_count\":%s", count);
@@ -107,7 +107,7 @@ static int own(kn_req *r, const char *sql, PGresult **res, enum MHD_Result *repl
         return -1;
     }
     const char *p[] = { id, user };
-    if (kn_ops_query(r, sql, 2, p, res, replied) != 0)
+    if (kn_api_query(r, sql, 2, p, res, replied) != 0)
         return -1;
     if (PQntuples(*res) == 0) {
         PQclear(*res);
@@ -147,7 +147,7 @@ enum MHD_Result kn_api_notifications_read_all(kn_req *r)
     if (user) {
         enum MHD_Result replied;
         PGresult *res = NULL;
-        if (kn_ops_query(r, read_all_sql, 1, &user, &res, &replied) != 0)
+        if (kn_api_query(r, read_all_sql, 1, &user, &res, &replied) != 0)
             return replied;
         snprintf(body, sizeof body, "{\"updated\":%s}", PQcmdTuples(res));
         PQclear(res);

@@ -25,22 +25,6 @@ enum MHD_Result kn_ops_not_found(kn_req *r, const char *what)
     return kn_reply_error(r, 404, "WE-SYS-020", msg, NULL);
 }
 
-int kn_ops_query(kn_req *r, const char *sql, int n, const char *const *p, PGresult **out,
-                 enum MHD_Result *replied)
-{
-    we_err err;
-    PGconn *c = we_pg_acquire(r->kn->db, 2000, &err);
-    if (!c) {
-        *replied = kn_reply_db_error(r, WE_EUNAVAIL, err.msg);
-        return -1;
-    }
-    int rc = we_pg_exec(c, sql, n, p, out, &err);
-    we_pg_release(r->kn->db, c);
-    if (rc != 0)
-        *replied = kn_reply_db_error(r, rc, err.msg);
-    return rc == 0 ? 0 : -1;
-}
-
 char *kn_ops_next_cursor(PGresult *res, long long limit, int ts_col, int id_col)
 {
     if (PQntuples(res) <= limit)

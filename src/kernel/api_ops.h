@@ -13,11 +13,6 @@ enum MHD_Result kn_ops_bad_param(kn_req *r, const char *name, const char *why);
 /* 404 WE-SYS-020 "no such <what>". */
 enum MHD_Result kn_ops_not_found(kn_req *r, const char *what);
 
-/* Runs sql on a pooled connection into *out (PQclear it). Returns 0, or -1
- * after queuing the error reply whose MHD result is in *replied. */
-int kn_ops_query(kn_req *r, const char *sql, int n, const char *const *p, PGresult **out,
-                 enum MHD_Result *replied);
-
 /* A page of a keyset-paginated list whose query asked for limit + 1 rows:
  * {"items":[column 0 of the first `limit` rows (JSON text)], "next_cursor":
  * the cursor of row limit - 1 (columns ts_col, id_col) when there are more,

@@ -64,23 +64,6 @@ static const char *const sql_renditions =
 static const char *const sql_listed_by =
     "SELECT to_json(min(id)) FROM profiles WHERE config->'renditions' ? $1 AND id <> $1";
 
-/* Runs sql; *out gets the one row's one column as JSON (new reference), or
- * NULL when there is no row or it is NULL. Returns 0 or a WE_E* code. */
-static int query(kn_req *r, const char *sql, int n, const char *const *p, json_t **out, we_err *err)
-{
-    *out = NULL;
-    PGconn *c = we_pg_acquire(r->kn->db, 2000, err);
-    if (!c)
-        return WE_EUNAVAIL;
-    PGresult *res = NULL;
-    int rc = we_pg_exec(c, sql, n, p, &res, err);
-    we_pg_release(r->kn->db, c);
-    if (rc == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-        *out = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, NULL);
-    PQclear(res);
-    return rc;
-}
-
 static enum MHD_Result unknown(kn_req *r, const char *id)
 {
     char msg[128];
@@ -157,10 +140,10 @@ static int check_ladder(kn_req *r, const char *id, json_t *config, enum MHD_Resu
     json_t *bad = NULL;
     char *list = json_dumps(json_object_get(config, "renditions"), JSON_COMPACT);
     const char *p[2] = { list, id };
-    int rc = query(r, sql_renditions, 2, p, &bad, &err);
+    int rc = kn_api_json(r, sql_renditions, 2, p, &bad, &err);
     free(list);
     if (rc == 0 && !bad)
-        rc = query(r, sql_listed_by, 1, &id, &bad, &err);
+        rc = kn_api_json(r, sql_listed_by, 1, &id, &bad, &err);
     if (rc != 0) {
         *replied = kn_reply_db_error(r, rc, err.msg);
         return -1;
@@ -214,7 +197,7 @@ enum MHD_Result kn_api_profiles_list(kn_req *r)
     const char *sys = kn_query(r, "system");
     if (sys && strcmp(sys, "true") != 0 && strcmp(sys, "false") != 0)
         return kn_reply_error(r, 400, "WE-SYS-004", "system: expected true or false", NULL);
-    int rc = query(r, sql_list, 1, &sys, &items, &err);
+    int rc = kn_api_json(r, sql_list, 1, &sys, &items, &err);
     if (rc != 0)
         return kn_reply_db_error(r, rc, err.msg);
     if (!json_is_array(items)) {
@@ -233,7 +216,7 @@ enum MHD_Result kn_api_profiles_get(kn_req *r)
     const char *id = kn_param(r, 0);
     if (!we_profile_id_valid(id))
         return unknown(r, id);
-    int rc = query(r, sql_get, 1, &id, &p, &err);
+    int rc = kn_api_json(r, sql_get, 1, &id, &p, &err);
     if (rc != 0)
         return kn_reply_db_error(r, rc, err.msg);
     return p ? kn_reply_json(r, 200, p) : unknown(r, id);
@@ -249,7 +232,7 @@ enum MHD_Result kn_api_profiles_create(kn_req *r)
         return replied;
     char *config = json_dumps(b.config, JSON_COMPACT);
     const char *params[4] = { b.id, b.name, b.description, config };
-    int rc = query(r, sql_insert, 4, params, &p, &err);
+    int rc = kn_api_json(r, sql_insert, 4, params, &p, &err);
     free(config);
     if (rc == 0) {
         we_info("profile created", WE_S("profile", b.id), WE_S("request_id", r->request_id));
@@ -275,7 +258,7 @@ static enum MHD_Result refused(kn_req *r, const char *id, bool deleting)
     we_err err;
     json_t *why = NULL;
     char msg[200];
-    int rc = query(r, sql_why, 1, &id, &why, &err);
+    int rc = kn_api_json(r, sql_why, 1, &id, &why, &err);
     if (rc != 0)
         return kn_reply_db_error(r, rc, err.msg);
     if (!why)
@@ -308,7 +291,7 @@ enum MHD_Result kn_api_profiles_update(kn_req *r)
         return replied;
     char *config = b.config ? json_dumps(b.config, JSON_COMPACT) : NULL;
     const char *params[4] = { id, b.name, b.description, config };
-    int rc = query(r, sql_update, 4, params, &p, &err);
+    int rc = kn_api_json(r, sql_update, 4, params, &p, &err);
     free(config);
     json_decref(body);
     if (rc != 0)
@@ -326,7 +309,7 @@ enum MHD_Result kn_api_profiles_delete(kn_req *r)
     const char *id = kn_param(r, 0);
     if (!we_profile_id_valid(id))
         return unknown(r, id);
-    int rc = query(r, sql_delete, 1, &id, &gone, &err);
+    int rc = kn_api_json(r, sql_delete, 1, &id, &gone, &err);
     if (rc != 0)
         return kn_reply_db_error(r, rc, err.msg);
     if (!gone)

@@ -99,23 +99,6 @@ static const char *const delivery_sql =
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-/* Runs sql; *out gets the first row's first column as JSON (new reference)
- * or NULL when there is no row or it is NULL. */
-static int query(kn_req *r, const char *sql, int n, const char *const *p, json_t **out, we_err *err)
-{
-    *out = NULL;
-    PGconn *c = we_pg_acquire(r->kn->db, 2000, err);
-    if (!c)
-        return WE_EUNAVAIL;
-    PGresult *res = NULL;
-    int rc = we_pg_exec(c, sql, n, p, &res, err);
-    we_pg_release(r->kn->db, c);
-    if (rc == 0 && PQntuples(res) >= 1 && !PQgetisnull(res, 0, 0))
-        *out = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, NULL);
-    PQclear(res);
-    return rc;
-}
-
 static enum MHD_Result not_found(kn_req *r)
 {
     return kn_reply_error(r, 404, KN_HOOK_NOT_FOUND, "no such webhook", NULL);
@@ -278,7 +261,7 @@ enum MHD_Result kn_api_webhooks_list(kn_req *r)
 {
     we_err err;
     json_t *items = NULL;
-    int rc = query(r, list_sql, 0, NULL, &items, &err);
+    int rc = kn_api_json(r, list_sql, 0, NULL, &items, &err);
     if (rc != 0)
         return kn_reply_db_error(r, rc, err.msg);
     if (!json_is_array(items)) {
@@ -297,7 +280,7 @@ enum MHD_Result kn_api_webhooks_get(kn_req *r)
     const char *id = kn_param(r, 0);
     if (!kn_job_id_valid(id))
         return not_found(r);
-    int rc = query(r, get_sql, 1, &id, &w, &err);
+    int rc = kn_api_json(r, get_sql, 1, &id, &w, &err);
     if (rc != 0)
         return kn_reply_db_error(r, rc, err.msg);
     return w ? kn_reply_json(r, 200, w) : not_found(r);
@@ -318,7 +301,7 @@ enum MHD_Result kn_api_webhooks_create(kn_req *r)
     char *events = json_dumps(b.events, JSON_COMPACT);
     const char *p[] = { r->who.user_id[0] ? r->who.user_id : NULL, b.url, secret, events,
                         b.active };
-    int rc = query(r, insert_sql, 5, p, &w, &err);
+    int rc = kn_api_json(r, insert_sql, 5, p, &w, &err);
     free(events);
     if (rc != 0 || !w) {
         replied = rc != 0 ? kn_reply_db_error(r, rc, err.msg)
@@ -350,7 +333,7 @@ enum MHD_Result kn_api_webhooks_update(kn_req *r)
         return replied;
     char *events = b.events ? json_dumps(b.events, JSON_COMPACT) : NULL;
     const char *p[] = { id, b.url, b.secret, events, b.active };
-    int rc = query(r, update_sql, 5, p, &w, &err);
+    int rc = kn_api_json(r, update_sql, 5, p, &w, &err);
     free(events);
     json_decref(body);
     if (rc != 0)
@@ -369,7 +352,7 @@ enum MHD_Result kn_api_webhooks_delete(kn_req *r)
     const char *id = kn_param(r, 0);
     if (!kn_job_id_valid(id))
         return not_found(r);
-    int rc = query(r, delete_sql, 1, &id, &gone, &err);
+    int rc = kn_api_json(r, delete_sql, 1, &id, &gone, &err);
     if (rc != 0)
         return kn_reply_db_error(r, rc, err.msg);
     if (!gone)
@@ -497,7 +480,7 @@ enum MHD_Result kn_api_webhooks_test(kn_req *r)
     if (rc == WE_ENOENT)
         return not_found(r);
     if (rc == 0)
-        rc = query(r, delivery_sql, 1, p, &d, &err);
+        rc = kn_api_json(r, delivery_sql, 1, p, &d, &err);
     if (rc != 0)
         return kn_reply_db_error(r, rc, err.msg);
     return d ? kn_reply_json(r, 202, d) : kn_reply_internal(r, "test delivery vanished");

@@ -16,6 +16,10 @@ int kn_api_query(kn_req *r, const char *sql, int n, const char *const *p, PGresu
  * WE_E* code (err says why); replies nothing. */
 int kn_api_json(kn_req *r, const char *sql, int n, const char *const *p, json_t **out,
                 we_err *err);
+/* Replies 200 {"total": N, "items": [...]} with the JSON array sql returns
+ * (what names the resource in the log if it returns none). */
+enum MHD_Result kn_api_reply_list(kn_req *r, const char *sql, int n, const char *const *p,
+                                  const char *what);
 
 enum MHD_Result kn_api_health(kn_req *r);
 enum MHD_Result kn_api_system_health(kn_req *r);

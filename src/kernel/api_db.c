@@ -5,6 +5,8 @@
  */
 #include "api.h"
 
+#include <stdio.h>
+
 int kn_api_query(kn_req *r, const char *sql, int n, const char *const *p, PGresult **out,
                  enum MHD_Result *replied)
 {
@@ -35,4 +37,23 @@ int kn_api_json(kn_req *r, const char *sql, int n, const char *const *p, json_t 
         *out = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, NULL);
     PQclear(res);
     return rc;
+}
+
+enum MHD_Result kn_api_reply_list(kn_req *r, const char *sql, int n, const char *const *p,
+                                  const char *what)
+{
+    we_err err;
+    json_t *items = NULL;
+    int rc = kn_api_json(r, sql, n, p, &items, &err);
+    if (rc != 0)
+        return kn_reply_db_error(r, rc, err.msg);
+    if (!json_is_array(items)) {
+        json_decref(items);
+        char cause[96];
+        snprintf(cause, sizeof cause, "%s list query returned no JSON array", what);
+        return kn_reply_internal(r, cause);
+    }
+    return kn_reply_json(
+        r, 200,
+        json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
 }

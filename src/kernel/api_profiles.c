@@ -192,21 +192,10 @@ static int read_body(kn_req *r, bool create, const char *id, json_t **body, prof
 
 enum MHD_Result kn_api_profiles_list(kn_req *r)
 {
-    we_err err;
-    json_t *items = NULL;
     const char *sys = kn_query(r, "system");
     if (sys && strcmp(sys, "true") != 0 && strcmp(sys, "false") != 0)
         return kn_reply_error(r, 400, "WE-SYS-004", "system: expected true or false", NULL);
-    int rc = kn_api_json(r, sql_list, 1, &sys, &items, &err);
-    if (rc != 0)
-        return kn_reply_db_error(r, rc, err.msg);
-    if (!json_is_array(items)) {
-        json_decref(items);
-        return kn_reply_internal(r, "profile list query returned no JSON array");
-    }
-    return kn_reply_json(
-        r, 200,
-        json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
+    return kn_api_reply_list(r, sql_list, 1, &sys, "profile");
 }
 
 enum MHD_Result kn_api_profiles_get(kn_req *r)

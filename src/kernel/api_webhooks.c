@@ -259,18 +259,7 @@ static void host_of(const char *url, char host[256])
 
 enum MHD_Result kn_api_webhooks_list(kn_req *r)
 {
-    we_err err;
-    json_t *items = NULL;
-    int rc = kn_api_json(r, list_sql, 0, NULL, &items, &err);
-    if (rc != 0)
-        return kn_reply_db_error(r, rc, err.msg);
-    if (!json_is_array(items)) {
-        json_decref(items);
-        return kn_reply_internal(r, "webhook list query returned no JSON array");
-    }
-    return kn_reply_json(
-        r, 200,
-        json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
+    return kn_api_reply_list(r, list_sql, 0, NULL, "webhook");
 }
 
 enum MHD_Result kn_api_webhooks_get(kn_req *r)
